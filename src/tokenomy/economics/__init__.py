@@ -1,0 +1,1 @@
+"""Token-factory economics: production cost, capacity planning, break-even, forecast."""

@@ -1,0 +1,125 @@
+"""The tokenomy error tree. Each error knows its HTTP status and machine-readable code.
+
+    TokenomyError
+    ├── ConfigError                 (start-up: file, key, problem)
+    ├── LedgerError                 (storage problems)
+    └── RequestError                (answered to a client, in its own wire format)
+        ├── AuthenticationError     401 invalid_api_key
+        ├── PermissionDenied        403 permission_denied
+        ├── InvalidRequest          400 invalid_request_error
+        ├── ModelNotFound           404 model_not_found
+        ├── NotFound                404 not_found
+        ├── PayloadTooLarge         413 request_too_large
+        ├── BudgetExceeded          429 budget_exceeded
+        ├── RateLimited             429 rate_limited
+        └── UpstreamError           upstream status (or 502) upstream_error
+            ├── UpstreamUnavailable 502 upstream_unavailable
+            └── UpstreamTimeout     504 upstream_timeout
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TokenomyError(Exception):
+    """Base of every error raised by tokenomy."""
+
+
+class ConfigError(TokenomyError):
+    """A configuration file is invalid; the message names the file, the key and the problem."""
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        self.path, self.key, self.problem = path, key, problem
+        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
+
+
+class LedgerError(TokenomyError):
+    """The usage ledger could not be opened, migrated or written."""
+
+
+class RequestError(TokenomyError):
+    """An error answered to an API client. Subclasses fix status and code."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "invalid_request_error"
+    # OpenAI's ``error.type`` / Anthropic's ``error.type`` for this kind of error.
+    openai_type: ClassVar[str] = "invalid_request_error"
+    anthropic_type: ClassVar[str] = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+    @property
+    def error_kind(self) -> str:
+        """Recorded on the ledger event of a failed request."""
+        return self.code
+
+
+class AuthenticationError(RequestError):
+    status, code = 401, "invalid_api_key"
+    openai_type, anthropic_type = "authentication_error", "authentication_error"
+
+
+class PermissionDenied(RequestError):
+    status, code = 403, "permission_denied"
+    openai_type, anthropic_type = "permission_error", "permission_error"
+
+
+class InvalidRequest(RequestError):
+    status, code = 400, "invalid_request_error"
+
+
+class ModelNotFound(RequestError):
+    status, code = 404, "model_not_found"
+    openai_type, anthropic_type = "invalid_request_error", "not_found_error"
+
+
+class NotFound(RequestError):
+    status, code = 404, "not_found"
+    openai_type, anthropic_type = "invalid_request_error", "not_found_error"
+
+
+class PayloadTooLarge(RequestError):
+    status, code = 413, "request_too_large"
+    openai_type, anthropic_type = "invalid_request_error", "request_too_large"
+
+
+class BudgetExceeded(RequestError):
+    status, code = 429, "budget_exceeded"
+    openai_type, anthropic_type = "insufficient_quota", "rate_limit_error"
+
+
+class RateLimited(RequestError):
+    status, code = 429, "rate_limited"
+    openai_type, anthropic_type = "rate_limit_error", "rate_limit_error"
+
+
+class UpstreamError(RequestError):
+    """The upstream provider answered with an HTTP error; its status and message are kept."""
+
+    status, code = 502, "upstream_error"
+    openai_type, anthropic_type = "api_error", "api_error"
+
+    def __init__(self, message: str, *, upstream_status: int | None = None,
+                 upstream_body: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.upstream_status = upstream_status
+        self.upstream_body = upstream_body
+
+    @property
+    def http_status(self) -> int:
+        return self.upstream_status or self.status
+
+
+class UpstreamUnavailable(UpstreamError):
+    status, code = 502, "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status, code = 504, "upstream_timeout"
+    openai_type, anthropic_type = "timeout", "timeout_error"
