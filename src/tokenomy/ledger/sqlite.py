@@ -1,0 +1,78 @@
+"""SQLite ledger (the zero-config default): WAL, one writer, readers never block it."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tokenomy.errors import LedgerError
+from tokenomy.ledger.schema import SQLITE_MIGRATIONS
+from tokenomy.ledger.store import Store
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``."""
+    if not url.startswith("sqlite:///"):
+        raise LedgerError(f"not a SQLite URL: {url!r} (expected sqlite:///PATH)")
+    return url[len("sqlite:///"):]
+
+
+class SqliteStore(Store):
+    dialect = "sqlite"
+    placeholder = "?"
+    day_expr = "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')"
+
+    def __init__(self, url: str) -> None:
+        path = sqlite_path(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives process crashes; the gateway's journal covers the rest.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open SQLite ledger {path!r}: {exc}") from exc
+        self.path = path
+        super().__init__(conn, url)
+
+    def _insert_ignore(self, sql: str) -> str:
+        return sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    def migrate(self) -> list[str]:
+        applied: list[str] = []
+        with self.transaction() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS _migrations "
+                        "(name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+            cur.execute("SELECT name FROM _migrations")
+            done = {r[0] for r in cur.fetchall()}
+            for name, statements in SQLITE_MIGRATIONS:
+                if name in done:
+                    continue
+                for stmt in statements:
+                    cur.execute(stmt)
+                cur.execute("INSERT INTO _migrations VALUES (?, ?)",
+                            (name, int(time.time() * 1000)))
+                applied.append(name)
+        return applied

@@ -1,0 +1,249 @@
+"""The ledger store: one implementation of every query over a DB-API connection.
+
+SQLite and PostgreSQL differ only in a few details (placeholders, date functions,
+"insert or ignore", how migrations run); those live in ``sqlite.py`` and ``postgres.py``.
+Reports are written once, here, against this class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+
+from tokenomy.errors import LedgerError
+from tokenomy.ledger.schema import (
+    EVENT_COLUMNS,
+    GROUP_FIELDS,
+    REPORT_GROUPS,
+    Row,
+    event_to_row,
+    row_to_event,
+)
+from tokenomy.types import Principal, UsageEvent
+
+KEY_PREFIX = "tk"
+
+SUM_COLUMNS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens",
+               "reasoning_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: never the secret, only its hash and a display prefix."""
+
+    key_id: str
+    prefix: str
+    name: str
+    org: str
+    team: str
+    user: str
+    created_ms: int
+    revoked_ms: int | None
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.key_id, self.org, self.team, self.user, self.name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key_id": self.key_id, "prefix": self.prefix, "name": self.name,
+                "org": self.org, "team": self.team, "user": self.user,
+                "created_ms": self.created_ms, "revoked": self.revoked_ms is not None,
+                "revoked_ms": self.revoked_ms}
+
+
+def hash_secret(secret: str) -> str:
+    """API keys are high-entropy random strings, so one SHA-256 is the right hash."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def metadata_json(meta: dict[str, Any] | None) -> str | None:
+    return orjson.dumps(meta).decode() if meta else None
+
+
+class Store:
+    """Usage events and API keys in one SQL database (sync DB-API; thread-safe via a lock)."""
+
+    dialect: ClassVar[str]
+    placeholder: ClassVar[str]
+    day_expr: ClassVar[str]
+    url: str
+
+    def __init__(self, conn: Any, url: str) -> None:
+        self._conn = conn
+        self.url = url
+        self._lock = threading.RLock()
+        cols = ", ".join(EVENT_COLUMNS)
+        marks = ", ".join([self.placeholder] * len(EVENT_COLUMNS))
+        self._insert_sql = self._insert_ignore(f"INSERT INTO usage_events ({cols}) VALUES ({marks})")
+
+    # -- dialect hooks -------------------------------------------------------------------
+    def _insert_ignore(self, sql: str) -> str:
+        raise NotImplementedError
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied."""
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside one transaction, committed on success, rolled back on error."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _q(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    # -- events --------------------------------------------------------------------------
+    def insert_rows(self, rows: Sequence[Row]) -> None:
+        """Insert event rows in one transaction; rows whose id exists are ignored (replay)."""
+        if not rows:
+            return
+        with self.transaction() as cur:
+            cur.executemany(self._insert_sql, rows)
+
+    def insert_events(self, events: Iterable[UsageEvent]) -> None:
+        self.insert_rows([event_to_row(e, metadata_json(e.metadata)) for e in events])
+
+    def count_events(self) -> int:
+        with self.transaction() as cur:
+            cur.execute("SELECT COUNT(*) FROM usage_events")
+            return int(cur.fetchone()[0])
+
+    def get_event(self, event_id: str) -> UsageEvent | None:
+        with self.transaction() as cur:
+            cur.execute(self._q(f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE id = ?"),
+                        (event_id,))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        meta = row[EVENT_COLUMNS.index("metadata")]
+        return row_to_event(tuple(row), orjson.loads(meta) if meta else None)
+
+    def events(self, since_ms: int | None = None, until_ms: int | None = None,
+               limit: int | None = None) -> list[UsageEvent]:
+        where, params = self._where(since_ms, until_ms, None)
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events{where} ORDER BY ts_ms, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.transaction() as cur:
+            cur.execute(self._q(sql), params)
+            rows = cur.fetchall()
+        meta_i = EVENT_COLUMNS.index("metadata")
+        return [row_to_event(tuple(r), orjson.loads(r[meta_i]) if r[meta_i] else None)
+                for r in rows]
+
+    def _where(self, since_ms: int | None, until_ms: int | None,
+               filters: dict[str, str] | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if since_ms is not None:
+            clauses.append("ts_ms >= ?")
+            params.append(since_ms)
+        if until_ms is not None:
+            clauses.append("ts_ms < ?")
+            params.append(until_ms)
+        for name, value in (filters or {}).items():
+            if name not in GROUP_FIELDS:
+                raise LedgerError(f"cannot filter on {name!r}; use one of {', '.join(GROUP_FIELDS)}")
+            clauses.append(f"{GROUP_FIELDS[name]} = ?")
+            params.append(int(value) if name == "status" else value)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def aggregate(self, since_ms: int | None, until_ms: int | None, by: Sequence[str],
+                  filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Totals grouped by report fields (``day`` = UTC date of the request).
+
+        Each row: the group fields, ``requests``, token sums, ``estimated_requests``,
+        ``cost_nanos`` (sum over priced events) and ``unpriced_requests``.
+        """
+        for name in by:
+            if name not in REPORT_GROUPS:
+                raise LedgerError(f"cannot group by {name!r}; use {', '.join(REPORT_GROUPS)}")
+        group_exprs = [self.day_expr if name == "day" else GROUP_FIELDS[name] for name in by]
+        select = [f"{expr} AS g{i}" for i, expr in enumerate(group_exprs)]
+        sums = [f"COALESCE(SUM({c}), 0)" for c in SUM_COLUMNS]
+        select += ["COUNT(*)", *sums, "COALESCE(SUM(estimated), 0)",
+                   "COALESCE(SUM(cost_nanos), 0)",
+                   "COALESCE(SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END), 0)"]
+        where, params = self._where(since_ms, until_ms, filters)
+        sql = f"SELECT {', '.join(select)} FROM usage_events{where}"
+        if by:
+            positions = ", ".join(str(i + 1) for i in range(len(by)))
+            sql += f" GROUP BY {positions} ORDER BY {positions}"
+        with self.transaction() as cur:
+            cur.execute(self._q(sql), params)
+            rows = cur.fetchall()
+        out: list[dict[str, Any]] = []
+        for r in rows:
+            n = len(by)
+            rec: dict[str, Any] = {name: r[i] for i, name in enumerate(by)}
+            rec["requests"] = int(r[n])
+            if rec["requests"] == 0:
+                continue  # an aggregate over no rows still returns one row of zeros
+            for j, col in enumerate(SUM_COLUMNS):
+                rec[col] = int(r[n + 1 + j])
+            rec["estimated_requests"] = int(r[n + 1 + len(SUM_COLUMNS)])
+            rec["cost_nanos"] = int(r[n + 2 + len(SUM_COLUMNS)])
+            rec["unpriced_requests"] = int(r[n + 3 + len(SUM_COLUMNS)])
+            out.append(rec)
+        return out
+
+    # -- API keys ------------------------------------------------------------------------
+    def create_key(self, *, org: str, team: str = "", user: str = "",
+                   name: str = "") -> tuple[ApiKey, str]:
+        """Create a key; returns the record and the secret, which is shown only once."""
+        if not org:
+            raise LedgerError("a key needs an org")
+        key_id = secrets.token_hex(6)
+        secret = f"{KEY_PREFIX}-{key_id}-{secrets.token_urlsafe(24)}"
+        record = ApiKey(key_id, secret[: len(KEY_PREFIX) + 1 + len(key_id) + 5] + "…", name,
+                        org, team, user, int(time.time() * 1000), None)
+        with self.transaction() as cur:
+            cur.execute(self._q(
+                "INSERT INTO api_keys (key_id, secret_hash, prefix, name, org, team, user_id,"
+                " created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)"),
+                (key_id, hash_secret(secret), record.prefix, name, org, team, user,
+                 record.created_ms))
+        return record, secret
+
+    def list_keys(self, include_revoked: bool = True, team: str | None = None) -> list[ApiKey]:
+        sql = ("SELECT key_id, prefix, name, org, team, user_id, created_ms, revoked_ms "
+               "FROM api_keys")
+        clauses, params = [], []
+        if not include_revoked:
+            clauses.append("revoked_ms IS NULL")
+        if team is not None:
+            clauses.append("team = ?")
+            params.append(team)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        with self.transaction() as cur:
+            cur.execute(self._q(sql + " ORDER BY created_ms, key_id"), params)
+            return [ApiKey(*r) for r in cur.fetchall()]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; False when no active key has that id."""
+        with self.transaction() as cur:
+            cur.execute(self._q("UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? "
+                                "AND revoked_ms IS NULL"), (int(time.time() * 1000), key_id))
+            return bool(cur.rowcount)
+
+    def key_table(self) -> dict[str, Principal | None]:
+        """secret hash → principal (None for revoked keys), for the gateway's in-memory cache."""
+        with self.transaction() as cur:
+            cur.execute("SELECT secret_hash, key_id, org, team, user_id, name, revoked_ms "
+                        "FROM api_keys")
+            return {h: (None if revoked is not None else Principal(k, o, t, u, n))
+                    for h, k, o, t, u, n, revoked in cur.fetchall()}
