@@ -15,6 +15,7 @@
         └── UpstreamError           upstream status (or 502) upstream_error
             ├── UpstreamUnavailable 502 upstream_unavailable
             └── UpstreamTimeout     504 upstream_timeout
+        InternalError               500 internal_error (a bug; still recorded)
 """
 
 from __future__ import annotations
@@ -123,3 +124,10 @@ class UpstreamUnavailable(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status, code = 504, "upstream_timeout"
     openai_type, anthropic_type = "timeout", "timeout_error"
+
+
+class InternalError(RequestError):
+    """A bug in the gateway; answered as 500 and recorded, never swallowed."""
+
+    status, code = 500, "internal_error"
+    openai_type, anthropic_type = "server_error", "api_error"

@@ -1,1 +1,30 @@
-def main() -> None: ...
+"""The ``tokenomy`` command line: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from tokenomy.cli import keys, serve, usage
+
+app = typer.Typer(
+    name="tokenomy",
+    help="Meter, price, budget and plan every token: an OpenAI/Anthropic-compatible gateway "
+         "with an append-only usage ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+serve.register(app)
+app.add_typer(keys.app, name="keys")
+usage.register(app)
+
+try:  # the economics room registers its commands when present
+    from tokenomy.cli import economics
+except ImportError:  # pragma: no cover
+    economics = None  # type: ignore[assignment]
+if economics is not None:
+    economics.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,58 @@
+"""``tokenomy serve``: run the gateway."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from tokenomy.cli._common import DbOption, fail
+from tokenomy.config import load_config
+from tokenomy.errors import ConfigError, LedgerError
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+
+
+def serve(
+    config: Annotated[str, typer.Option("--config", "-c", help="TOML configuration file.")],
+    host: Annotated[str | None, typer.Option(help="Bind address [default: from config, "
+                                                  "else 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: from config, else 8080].")]
+    = None,
+    db: DbOption = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the OpenAI/Anthropic-compatible gateway.
+
+    Example: tokenomy serve --config examples/tokenomy.toml --port 8080
+    """
+    import asyncio
+
+    from aiohttp import web
+
+    from tokenomy.gateway.app import build_app
+
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_config(config)
+        db_url = settings.db_url(db)
+        application = build_app(settings, db_url)
+    except (ConfigError, LedgerError) as exc:
+        raise fail(str(exc)) from exc
+    bind_host = host or settings.gateway.host
+    bind_port = port if port is not None else settings.gateway.port
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is not available on Windows
+        loop = asyncio.new_event_loop()
+    print(f"tokenomy gateway on http://{bind_host}:{bind_port}  (ledger: {db_url})", flush=True)
+    # run_app turns SIGINT/SIGTERM into a graceful shutdown: in-flight requests finish,
+    # then on_cleanup drains the ledger writer.
+    web.run_app(application, host=bind_host, port=bind_port, access_log=None, print=None,
+                loop=loop, shutdown_timeout=30.0)

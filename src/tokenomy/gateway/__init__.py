@@ -1,0 +1,1 @@
+"""The gateway: an OpenAI- and Anthropic-compatible HTTP endpoint in front of every agent."""

@@ -1,0 +1,120 @@
+"""The aiohttp application: wiring, start-up and clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tokenomy.config import Settings
+from tokenomy.errors import NotFound, RequestError
+from tokenomy.gateway import routes
+from tokenomy.gateway.auth import KeyCache
+from tokenomy.gateway.proxy import Gateway
+from tokenomy.gateway.wire_errors import ANTHROPIC, OPENAI, error_response
+from tokenomy.ledger import open_store
+from tokenomy.ledger.store import Store
+from tokenomy.ledger.writer import LedgerWriter
+from tokenomy.pricing import PriceBook
+
+log = logging.getLogger("tokenomy.gateway")
+
+GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
+STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
+
+
+def journal_dir(settings: Settings, db_url: str) -> Path:
+    """Where the crash journal lives: configured, else beside the SQLite file, else ./.tokenomy."""
+    if settings.gateway.journal_dir:
+        return Path(settings.gateway.journal_dir)
+    if db_url.startswith("sqlite:///") and not db_url.endswith(":memory:"):
+        db_path = Path(db_url[len("sqlite:///"):])
+        return db_path.parent / (db_path.name + ".journal")
+    return Path(".tokenomy") / "journal"
+
+
+def _client_format(request: web.Request) -> str:
+    h = request.headers
+    return ANTHROPIC if ("anthropic-version" in h or "x-api-key" in h) else OPENAI
+
+
+def build_app(settings: Settings, db_url: str) -> web.Application:
+    """The gateway as an aiohttp app; resources open on startup and drain on cleanup."""
+    # Bodies are read and size-checked by the gateway itself (413 in the client's format).
+    app = web.Application(client_max_size=1 << 62, handler_args={"max_field_size": 65536})
+    store = open_store(db_url)
+    writer = LedgerWriter(store, journal_dir(settings, db_url),
+                          batch_size=settings.gateway.ledger_batch_size,
+                          flush_interval_s=settings.gateway.ledger_flush_interval_s)
+    keys = KeyCache(store)
+    gateway = Gateway(settings, keys, PriceBook.from_settings(settings), writer)
+    app[GATEWAY_KEY] = gateway
+    app[STORE_KEY] = store
+
+    async def proxy(request: web.Request, fmt: str, endpoint: str) -> web.StreamResponse:
+        return await gateway.handle(request, fmt, endpoint)
+
+    async def models(request: web.Request) -> web.StreamResponse:
+        fmt = _client_format(request)
+        try:
+            secret = request.headers.get("x-api-key")
+            auth = request.headers.get("Authorization", "")
+            if auth.lower().startswith("bearer "):
+                secret = auth[7:].strip()
+            await keys.authenticate(secret)
+        except RequestError as err:
+            return error_response(fmt, err, {})
+        names = list(settings.models)
+        if fmt == ANTHROPIC:
+            data: dict[str, Any] = {
+                "data": [{"type": "model", "id": n, "display_name": n,
+                          "created_at": "1970-01-01T00:00:00Z"} for n in names],
+                "has_more": False, "first_id": names[0] if names else None,
+                "last_id": names[-1] if names else None}
+        else:
+            data = {"object": "list", "data": [
+                {"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"}
+                for n in names]}
+        return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+    async def health(request: web.Request) -> web.StreamResponse:
+        body = {"status": "ok", "ledger_pending": writer.pending,
+                "ledger_error": writer.last_error or None}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    app.add_routes(routes.table(proxy, models, health))
+
+    @web.middleware
+    async def not_found(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return error_response(_client_format(request), NotFound(
+                f"Unknown path {request.path}. See the README for the endpoints."), {})
+        except web.HTTPMethodNotAllowed:
+            err = RequestError(f"Method {request.method} is not allowed on {request.path}.")
+            return error_response(_client_format(request), err, {})
+
+    app.middlewares.append(not_found)
+
+    async def on_startup(app: web.Application) -> None:
+        writer.start()
+        await keys.start()
+        await gateway.start()
+        log.info("ledger %s; %d models", db_url, len(settings.models))
+
+    async def on_cleanup(app: web.Application) -> None:
+        await keys.stop()
+        await gateway.close()
+        writer.close()
+        store.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+__all__ = ["GATEWAY_KEY", "STORE_KEY", "build_app", "journal_dir"]

@@ -1,0 +1,409 @@
+"""The request path: auth → parse → resolve model → forward → meter → price → record.
+
+One ``Gateway`` object holds what every request needs (settings, key cache, price book,
+ledger writer, HTTP session). ``handle`` runs one request end to end; whatever happens,
+exactly one usage event is recorded for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from tokenomy.config import Deployment, Settings
+from tokenomy.errors import (
+    InternalError,
+    InvalidRequest,
+    ModelNotFound,
+    PayloadTooLarge,
+    RequestError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from tokenomy.gateway import relays
+from tokenomy.gateway.auth import KeyCache
+from tokenomy.gateway.requests import estimate_input, response_text, validate_body
+from tokenomy.gateway.wire_errors import (
+    ANTHROPIC,
+    OPENAI,
+    error_response,
+    http_status,
+    upstream_error_message,
+)
+from tokenomy.ledger.writer import LedgerWriter
+from tokenomy.metering.stream import SSEParser
+from tokenomy.metering.tokenizer import count_text
+from tokenomy.money import decimal_str, nanos_to_usd
+from tokenomy.pricing import PriceBook
+from tokenomy.providers import translate
+from tokenomy.providers.anthropic import AnthropicAdapter
+from tokenomy.providers.base import CHAT, MESSAGES, RESPONSES
+from tokenomy.providers.openai import OpenAIAdapter
+from tokenomy.types import Step, Usage, UsageEvent
+
+log = logging.getLogger("tokenomy.gateway")
+
+REQUEST_ID_HEADER = "x-tokenomy-request-id"
+COST_HEADER = "x-tokenomy-cost-usd"
+_STEPS = frozenset(s.value for s in Step)
+# Anthropic requires max_tokens; used when an OpenAI client omits it.
+DEFAULT_MAX_TOKENS = 4096
+CLIENT_CLOSED = 499  # nginx's convention for "client closed the connection"
+
+ADAPTERS: dict[str, Any] = {"openai": OpenAIAdapter(), "anthropic": AnthropicAdapter()}
+
+
+@dataclass(slots=True)
+class Call:
+    """Per-request state shared by the steps of the path."""
+
+    event: UsageEvent
+    started: float
+    fmt: str
+    endpoint: str
+    body: dict[str, Any] | None = None
+    deployment: Deployment | None = None
+    recorded: bool = False
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+class Gateway:
+    def __init__(self, settings: Settings, keys: KeyCache, prices: PriceBook,
+                 writer: LedgerWriter) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.prices = prices
+        self.writer = writer
+        self.max_body = settings.gateway.max_body_bytes
+        self.session: aiohttp.ClientSession | None = None
+        g = settings.gateway
+        self._unary_timeout = aiohttp.ClientTimeout(total=g.request_timeout_s,
+                                                    sock_connect=g.connect_timeout_s)
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=g.connect_timeout_s,
+                                                     sock_read=g.request_timeout_s)
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
+                                             skip_auto_headers=("User-Agent",))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    # -- entry point ---------------------------------------------------------------------
+    async def handle(self, request: web.Request, fmt: str, endpoint: str) -> web.StreamResponse:
+        rid = _request_id()
+        call = Call(UsageEvent(id=rid, ts_ms=_now_ms(), api_format=fmt, endpoint=endpoint,
+                               model="", status=0), time.perf_counter(), fmt, endpoint)
+        headers = {REQUEST_ID_HEADER: rid}
+        try:
+            await self._admit(request, call)
+            if call.event.stream:
+                return await self._stream(request, call, headers)
+            return await self._unary(request, call, headers)
+        except RequestError as err:
+            return self._fail(call, err, headers)
+        except Exception as exc:  # a bug: answer and record it, never lose the event
+            log.exception("internal error in request %s", rid)
+            return self._fail(call, InternalError(f"internal gateway error ({type(exc).__name__})"),
+                              headers)
+
+    def _fail(self, call: Call, err: RequestError, headers: dict[str, str]) -> web.Response:
+        call.event.error_kind = err.error_kind
+        call.event.error_message = err.message[:1000]
+        self._record(call, http_status(err))
+        return error_response(call.fmt, err, headers)
+
+    # -- steps ---------------------------------------------------------------------------
+    async def _admit(self, request: web.Request, call: Call) -> None:
+        ev = call.event
+        principal = await self.keys.authenticate(_api_key(request, call.fmt))
+        ev.key_id, ev.org, ev.team, ev.user = (principal.key_id, principal.org,
+                                               principal.team, principal.user)
+        h = request.headers
+        ev.agent = h.get("x-tokenomy-agent", "")
+        ev.task = h.get("x-tokenomy-task", "")
+        step = h.get("x-tokenomy-step", "").lower()
+        if step and step not in _STEPS:
+            raise InvalidRequest(f"X-Tokenomy-Step must be one of {', '.join(sorted(_STEPS))}; "
+                                 f"got {step!r}", param="X-Tokenomy-Step")
+        ev.step = step
+        body = await self._read_json(request)
+        model = validate_body(call.endpoint, body)
+        ev.model = model
+        ev.stream = body.get("stream") is True
+        if call.fmt == OPENAI:
+            user = body.get("user")
+            if isinstance(user, str):
+                ev.end_user = user
+            meta = body.get("metadata")
+            if isinstance(meta, dict) and meta:
+                ev.metadata = meta
+        else:
+            meta = body.get("metadata")
+            if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
+                ev.end_user = meta["user_id"]
+        cfg = self.settings.models.get(model)
+        if cfg is None:
+            raise ModelNotFound(f"The model {model!r} does not exist or is not configured on "
+                                "this gateway. GET /v1/models lists the available models.",
+                                param="model")
+        dep = cfg.deployments[0]
+        call.deployment = dep
+        ev.provider, ev.upstream_model, ev.location = (dep.provider.name, dep.model,
+                                                       dep.provider.location)
+        call.body = body
+
+    async def _read_json(self, request: web.Request) -> dict[str, Any]:
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            raise PayloadTooLarge(f"Request body of {length} bytes exceeds the limit of "
+                                  f"{self.max_body} bytes.")
+        raw = bytearray()
+        async for chunk in request.content.iter_chunked(1 << 16):
+            raw += chunk
+            if len(raw) > self.max_body:
+                raise PayloadTooLarge(f"Request body exceeds the limit of {self.max_body} bytes.")
+        if not raw:
+            raise InvalidRequest("Request body is empty; expected a JSON object.")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"Request body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise InvalidRequest("Request body must be a JSON object.")
+        return body
+
+    def _upstream_plan(self, call: Call) -> tuple[Any, str, dict[str, Any]]:
+        """(adapter, upstream endpoint, upstream body) — translating formats when needed."""
+        dep = call.deployment
+        body = call.body
+        assert dep is not None and body is not None  # set by _admit
+        adapter = ADAPTERS[dep.provider.kind]
+        endpoint = call.endpoint
+        if adapter.kind == "anthropic" and call.fmt == OPENAI:
+            if endpoint != CHAT:
+                raise InvalidRequest(
+                    f"The {endpoint} endpoint cannot be served by the Anthropic deployment of "
+                    f"model {call.event.model!r}; use /v1/chat/completions or /v1/messages.")
+            cfg = self.settings.models[call.event.model]
+            upstream = translate.chat_request_to_messages(
+                body, dep.model, cfg.max_output_tokens or DEFAULT_MAX_TOKENS)
+            return adapter, MESSAGES, upstream
+        if adapter.kind == "openai" and call.fmt == ANTHROPIC:
+            upstream = translate.messages_request_to_chat(body, dep.model)
+            return adapter, CHAT, adapter.prepare(CHAT, upstream, dep.model, call.event.stream)
+        return adapter, endpoint, adapter.prepare(endpoint, dict(body), dep.model,
+                                                  call.event.stream)
+
+    async def _send(self, call: Call, adapter: Any, endpoint: str, body: dict[str, Any],
+                    request: web.Request) -> aiohttp.ClientResponse:
+        dep = call.deployment
+        assert dep is not None and self.session is not None
+        try:
+            resp = await self.session.post(
+                adapter.url(dep.provider, endpoint), data=orjson.dumps(body),
+                headers=adapter.headers(dep.provider, request.headers),
+                timeout=self._stream_timeout if call.event.stream else self._unary_timeout)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"Upstream {dep.provider.name} did not answer in time.") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(
+                f"Cannot reach upstream {dep.provider.name}: {exc}") from exc
+        call.event.upstream_request_id = resp.headers.get("x-request-id") or resp.headers.get(
+            "request-id", "")
+        if resp.status >= 400:
+            try:
+                raw = await resp.read()
+            except (aiohttp.ClientError, TimeoutError):
+                raw = b""
+            finally:
+                resp.release()
+            message, _, _ = upstream_error_message(raw)
+            raise UpstreamError(f"Upstream {dep.provider.name} returned HTTP {resp.status}: "
+                                f"{message}", upstream_status=resp.status, upstream_body=raw)
+        return resp
+
+    async def _unary(self, request: web.Request, call: Call,
+                     headers: dict[str, str]) -> web.Response:
+        adapter, endpoint, upstream_body = self._upstream_plan(call)
+        resp = await self._send(call, adapter, endpoint, upstream_body, request)
+        try:
+            raw = await resp.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout("Upstream timed out while sending the response.") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(f"Upstream connection failed mid-response: {exc}") from exc
+        finally:
+            resp.release()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"Upstream returned invalid JSON: {raw[:200]!r}") from exc
+        if not isinstance(data, dict):
+            raise UpstreamError("Upstream returned JSON that is not an object.")
+        usage = adapter.usage(endpoint, data)
+        if usage is None:
+            usage = await self._estimate(call, response_text(endpoint, data))
+        if adapter.kind == "anthropic" and call.fmt == OPENAI:
+            data = translate.messages_response_to_chat(data, call.event.model)
+            raw = orjson.dumps(data)
+        elif adapter.kind == "openai" and call.fmt == ANTHROPIC:
+            data = translate.chat_response_to_messages(data, call.event.model)
+            raw = orjson.dumps(data)
+        call.event.usage = usage
+        self._price(call)
+        self._record(call, 200)
+        out = dict(headers)
+        if call.event.cost_nanos is not None:
+            out[COST_HEADER] = decimal_str(nanos_to_usd(call.event.cost_nanos))
+        return web.Response(body=raw, status=200, content_type="application/json", headers=out)
+
+    async def _stream(self, request: web.Request, call: Call,
+                      headers: dict[str, str]) -> web.StreamResponse:
+        adapter, endpoint, upstream_body = self._upstream_plan(call)
+        relay = self._relay(call, adapter.kind)
+        upstream = await self._send(call, adapter, endpoint, upstream_body, request)
+        response = web.StreamResponse(status=200, headers={
+            **headers, "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache"})
+        status = 200
+        try:
+            await response.prepare(request)
+            parser = SSEParser()
+            done = False
+            async for chunk in upstream.content.iter_any():
+                out: list[bytes] = []
+                for name, data in parser.feed(chunk):
+                    piece, terminal = relay.event(name, data)
+                    if piece:
+                        out.append(piece)
+                    if terminal:
+                        done = True
+                        break
+                if out:
+                    if call.event.ttft_ms is None:
+                        call.event.ttft_ms = (time.perf_counter() - call.started) * 1000
+                    await response.write(b"".join(out))
+                if done:
+                    break
+            if not done:
+                raise UpstreamUnavailable("Upstream closed the stream before it was complete.")
+            await self._finish_stream(call, relay, complete=True, status=200)
+            await response.write(relay.tail())
+            await response.write_eof()
+        except ConnectionResetError:
+            # The client went away: stop reading upstream, bill what was produced so far.
+            status = CLIENT_CLOSED
+            call.event.error_kind = "client_disconnected"
+            await self._finish_stream(call, relay, complete=False, status=status)
+        except asyncio.CancelledError:
+            status = CLIENT_CLOSED
+            call.event.error_kind = "cancelled"
+            await self._finish_stream(call, relay, complete=False, status=status)
+            raise
+        except (aiohttp.ClientError, TimeoutError, UpstreamError) as exc:
+            err = exc if isinstance(exc, UpstreamError) else (
+                UpstreamTimeout("Upstream stream timed out.") if isinstance(exc, TimeoutError)
+                else UpstreamUnavailable(f"Upstream stream failed: {exc}"))
+            call.event.error_kind = err.error_kind
+            call.event.error_message = err.message
+            await self._finish_stream(call, relay, complete=False, status=200)
+            try:
+                await response.write(relay.error(err.message))
+                await response.write_eof()
+            except ConnectionResetError:
+                pass
+        finally:
+            if relay.terminal_seen:
+                upstream.release()
+            else:
+                upstream.close()  # unread rest: the connection cannot be reused
+            if not call.recorded:  # belt and braces: e.g. a bug in a relay
+                call.event.error_kind = call.event.error_kind or "internal_error"
+                await self._finish_stream(call, relay, complete=False, status=status)
+        return response
+
+    def _relay(self, call: Call, upstream_kind: str) -> relays.Relay:
+        body = call.body or {}
+        options = body.get("stream_options")
+        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        if call.fmt == OPENAI and upstream_kind == "anthropic":
+            return relays.AnthropicToOpenAI(call.event.model, wants_usage)
+        if call.fmt == ANTHROPIC and upstream_kind == "openai":
+            return relays.OpenAIToAnthropic(call.event.model)
+        if call.fmt == ANTHROPIC:
+            return relays.AnthropicPassthrough()
+        if call.endpoint == RESPONSES:
+            return relays.ResponsesPassthrough()
+        return relays.OpenAIPassthrough(wants_usage)
+
+    async def _finish_stream(self, call: Call, relay: relays.Relay, *, complete: bool,
+                             status: int) -> None:
+        if call.recorded:
+            return
+        usage = relay.usage()
+        if usage is None or not complete:
+            estimate = await self._estimate(call, relay.output_text())
+            if usage is None:
+                usage = estimate
+            else:
+                # Cut off: the input is known, the output reported so far may lag the text.
+                usage.output_tokens = max(usage.output_tokens, estimate.output_tokens)
+                call.event.estimated = True
+        call.event.usage = usage
+        self._price(call)
+        self._record(call, status)
+
+    async def _estimate(self, call: Call, output_text: str) -> Usage:
+        """Count tokens offline when the provider reported none; flag the event."""
+        body = call.body or {}
+        endpoint = call.endpoint
+        input_tokens, output_tokens = await asyncio.to_thread(
+            lambda: (estimate_input(endpoint, body), count_text(output_text)))
+        call.event.estimated = True
+        return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+
+    def _price(self, call: Call) -> None:
+        dep = call.deployment
+        if dep is None:
+            return
+        priced = self.prices.price(dep, call.event.usage, call.event.ts_ms)
+        call.event.cost_nanos = priced.cost_nanos
+        call.event.price_source = priced.source
+
+    def _record(self, call: Call, status: int) -> None:
+        if call.recorded:
+            return
+        call.recorded = True
+        ev = call.event
+        ev.status = status
+        ev.latency_ms = round((time.perf_counter() - call.started) * 1000, 3)
+        self.writer.submit(ev)
+
+
+def _api_key(request: web.Request, fmt: str) -> str | None:
+    h = request.headers
+    auth = h.get("Authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return h.get("x-api-key") or None

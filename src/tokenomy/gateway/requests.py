@@ -1,0 +1,95 @@
+"""Request bodies: the minimal validation each endpoint needs, and token estimates.
+
+Bodies are not modelled with pydantic (that would cost on every request); only the
+fields the gateway relies on are checked, with messages a client can act on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenomy.errors import InvalidRequest
+from tokenomy.metering import tokenizer
+from tokenomy.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
+
+
+def validate_body(endpoint: str, body: dict[str, Any]) -> str:
+    """Check the fields the gateway needs; return the requested model."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean.", param="stream")
+    if stream and endpoint == EMBEDDINGS:
+        raise InvalidRequest("Embeddings cannot be streamed.", param="stream")
+    if endpoint in (CHAT, MESSAGES):
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequest("'messages' is required and must be a non-empty array.",
+                                 param="messages")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise InvalidRequest(f"messages[{i}] must be an object with a 'role'.",
+                                     param=f"messages[{i}]")
+    if endpoint == MESSAGES:
+        mt = body.get("max_tokens")
+        if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+            raise InvalidRequest("'max_tokens' is required and must be a positive integer.",
+                                 param="max_tokens")
+    if endpoint == COMPLETIONS and "prompt" not in body:
+        raise InvalidRequest("'prompt' is required.", param="prompt")
+    if endpoint == EMBEDDINGS and "input" not in body:
+        raise InvalidRequest("'input' is required.", param="input")
+    if endpoint == RESPONSES and "input" not in body and "previous_response_id" not in body:
+        raise InvalidRequest("'input' is required.", param="input")
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens", "n"):
+        v = body.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise InvalidRequest(f"'{name}' must be a positive integer.", param=name)
+    return model
+
+
+def estimate_input(endpoint: str, body: dict[str, Any]) -> int:
+    """Input tokens counted offline from the client's request (CPU heavy: run in a thread)."""
+    if endpoint == CHAT:
+        return tokenizer.estimate_chat_input(body)
+    if endpoint == MESSAGES:
+        return tokenizer.estimate_messages_input(body)
+    return tokenizer.estimate_prompt(body)
+
+
+def response_text(endpoint: str, data: dict[str, Any]) -> str:
+    """All generated text of a non-streamed response (for counting when usage is missing)."""
+    parts: list[str] = []
+    if endpoint == MESSAGES:
+        for block in data.get("content") or []:
+            if isinstance(block, dict):
+                if isinstance(block.get("text"), str):
+                    parts.append(block["text"])
+                elif block.get("type") == "tool_use":
+                    parts.append(str(block.get("input")))
+    elif endpoint == RESPONSES:
+        for item in data.get("output") or []:
+            if not isinstance(item, dict):
+                continue
+            for c in item.get("content") or []:
+                if isinstance(c, dict) and isinstance(c.get("text"), str):
+                    parts.append(c["text"])
+            if isinstance(item.get("arguments"), str):
+                parts.append(item["arguments"])
+    else:
+        for choice in data.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            if isinstance(choice.get("text"), str):
+                parts.append(choice["text"])
+            msg = choice.get("message")
+            if isinstance(msg, dict):
+                if isinstance(msg.get("content"), str):
+                    parts.append(msg["content"])
+                for tc in msg.get("tool_calls") or []:
+                    fn = tc.get("function") if isinstance(tc, dict) else None
+                    if isinstance(fn, dict):
+                        parts.append(str(fn.get("name", "")) + str(fn.get("arguments", "")))
+    return "".join(parts)

@@ -1,0 +1,50 @@
+"""Errors rendered in the client's own wire format (OpenAI or Anthropic error JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tokenomy.errors import RequestError, UpstreamError
+
+OPENAI = "openai"
+ANTHROPIC = "anthropic"
+
+
+def error_body(fmt: str, err: RequestError) -> dict[str, Any]:
+    if fmt == ANTHROPIC:
+        return {"type": "error", "error": {"type": err.anthropic_type, "message": err.message}}
+    return {"error": {"message": err.message, "type": err.openai_type, "param": err.param,
+                      "code": err.code}}
+
+
+def http_status(err: RequestError) -> int:
+    return err.http_status if isinstance(err, UpstreamError) else err.status
+
+
+def error_response(fmt: str, err: RequestError, headers: dict[str, str]) -> web.Response:
+    all_headers = {**headers, **err.headers}
+    return web.Response(status=http_status(err), body=orjson.dumps(error_body(fmt, err)),
+                        content_type="application/json", headers=all_headers)
+
+
+def upstream_error_message(body: bytes) -> tuple[str, str | None, str | None]:
+    """(message, type, code) from an upstream error body in either wire format."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:500] or "upstream returned an empty error body"), None, None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            code = err.get("code")
+            return (str(err.get("message") or err), err.get("type"),
+                    str(code) if code is not None else None)
+        if isinstance(err, str):
+            return err, None, None
+        if "message" in data:
+            return str(data["message"]), data.get("type"), None
+    return str(data)[:500], None, None
