@@ -80,8 +80,15 @@ class PriceSection(_Strict):
     cache_write_1h: Decimal | None = Field(default=None, ge=0)
     per_request: Decimal = Field(default=Decimal(0), ge=0)
 
-    @field_validator("input", "output", "cache_read", "cache_write", "cache_write_1h",
-                     "per_request", mode="before")
+    @field_validator(
+        "input",
+        "output",
+        "cache_read",
+        "cache_write",
+        "cache_write_1h",
+        "per_request",
+        mode="before",
+    )
     @classmethod
     def _no_float(cls, v: Any) -> Any:
         # TOML floats are binary; go through their shortest repr so 0.1 stays 0.1.
@@ -154,7 +161,7 @@ def _loc_to_key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
-            parts[-1 if parts else 0:] = [f"{parts[-1] if parts else ''}[{item}]"]
+            parts[-1 if parts else 0 :] = [f"{parts[-1] if parts else ''}[{item}]"]
         else:
             parts.append(str(item))
     return ".".join(parts)
@@ -206,8 +213,16 @@ def _resolve(raw: RawConfig, path: str) -> Settings:
     for name, ps in raw.providers.items():
         if ps.factory is not None and ps.factory not in raw.factories:
             raise ConfigError(path, f"providers.{name}.factory", f"unknown factory {ps.factory!r}")
-        providers[name] = Provider(name, ps.kind, ps.base_url, ps.api_key_env, ps.location,
-                                   ps.catalog_provider, ps.factory, dict(ps.headers))
+        providers[name] = Provider(
+            name,
+            ps.kind,
+            ps.base_url,
+            ps.api_key_env,
+            ps.location,
+            ps.catalog_provider,
+            ps.factory,
+            dict(ps.headers),
+        )
 
     models: dict[str, Model] = {}
     for i, ms in enumerate(raw.models):
@@ -218,8 +233,9 @@ def _resolve(raw: RawConfig, path: str) -> Settings:
             key = f"models[{i}].deployments[{j}]"
             if ds.provider not in providers:
                 known = ", ".join(sorted(providers)) or "none defined"
-                raise ConfigError(path, f"{key}.provider",
-                                  f"unknown provider {ds.provider!r} (known: {known})")
+                raise ConfigError(
+                    path, f"{key}.provider", f"unknown provider {ds.provider!r} (known: {known})"
+                )
             if ds.price is not None and ds.price not in raw.prices:
                 raise ConfigError(path, f"{key}.price", f"unknown price id {ds.price!r}")
             if ds.factory is not None and ds.factory not in raw.factories:
@@ -227,5 +243,6 @@ def _resolve(raw: RawConfig, path: str) -> Settings:
             deps.append(Deployment(providers[ds.provider], ds.model, ds.price, ds.factory))
         models[ms.name] = Model(ms.name, tuple(deps), ms.max_output_tokens)
 
-    return Settings(path, raw.gateway, providers, models, dict(raw.prices),
-                    dict(raw.factories), raw)
+    return Settings(
+        path, raw.gateway, providers, models, dict(raw.prices), dict(raw.factories), raw
+    )

@@ -1,21 +1,21 @@
 """The tokenomy error tree. Each error knows its HTTP status and machine-readable code.
 
-    TokenomyError
-    ├── ConfigError                 (start-up: file, key, problem)
-    ├── LedgerError                 (storage problems)
-    └── RequestError                (answered to a client, in its own wire format)
-        ├── AuthenticationError     401 invalid_api_key
-        ├── PermissionDenied        403 permission_denied
-        ├── InvalidRequest          400 invalid_request_error
-        ├── ModelNotFound           404 model_not_found
-        ├── NotFound                404 not_found
-        ├── PayloadTooLarge         413 request_too_large
-        ├── BudgetExceeded          429 budget_exceeded
-        ├── RateLimited             429 rate_limited
-        └── UpstreamError           upstream status (or 502) upstream_error
-            ├── UpstreamUnavailable 502 upstream_unavailable
-            └── UpstreamTimeout     504 upstream_timeout
-        InternalError               500 internal_error (a bug; still recorded)
+TokenomyError
+├── ConfigError                 (start-up: file, key, problem)
+├── LedgerError                 (storage problems)
+└── RequestError                (answered to a client, in its own wire format)
+    ├── AuthenticationError     401 invalid_api_key
+    ├── PermissionDenied        403 permission_denied
+    ├── InvalidRequest          400 invalid_request_error
+    ├── ModelNotFound           404 model_not_found
+    ├── NotFound                404 not_found
+    ├── PayloadTooLarge         413 request_too_large
+    ├── BudgetExceeded          429 budget_exceeded
+    ├── RateLimited             429 rate_limited
+    └── UpstreamError           upstream status (or 502) upstream_error
+        ├── UpstreamUnavailable 502 upstream_unavailable
+        └── UpstreamTimeout     504 upstream_timeout
+    InternalError               500 internal_error (a bug; still recorded)
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ class RequestError(TokenomyError):
     openai_type: ClassVar[str] = "invalid_request_error"
     anthropic_type: ClassVar[str] = "invalid_request_error"
 
-    def __init__(self, message: str, *, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
@@ -106,8 +107,14 @@ class UpstreamError(RequestError):
     status, code = 502, "upstream_error"
     openai_type, anthropic_type = "api_error", "api_error"
 
-    def __init__(self, message: str, *, upstream_status: int | None = None,
-                 upstream_body: Any = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        upstream_body: Any = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.upstream_status = upstream_status
         self.upstream_body = upstream_body

@@ -9,7 +9,7 @@ from tokenomy.cli import keys, serve, usage
 app = typer.Typer(
     name="tokenomy",
     help="Meter, price, budget and plan every token: an OpenAI/Anthropic-compatible gateway "
-         "with an append-only usage ledger.",
+    "with an append-only usage ledger.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

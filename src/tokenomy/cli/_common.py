@@ -26,13 +26,15 @@ class OutputFormat(enum.StrEnum):
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", envvar="TOKENOMY_DB", show_envvar=True,
-                 help="Ledger database URL: sqlite:///PATH or postgresql://...  "
-                      "[default: sqlite:///tokenomy.db]"),
+    typer.Option(
+        "--db",
+        envvar="TOKENOMY_DB",
+        show_envvar=True,
+        help="Ledger database URL: sqlite:///PATH or postgresql://...  "
+        "[default: sqlite:///tokenomy.db]",
+    ),
 ]
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output format.")
-]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,8 +49,13 @@ def to_json(data: Any) -> str:
     return str(simplejson.dumps(data, use_decimal=True, indent=2, default=str))
 
 
-def render(rows: Sequence[dict[str, Any]], fmt: OutputFormat, *, title: str | None = None,
-           columns: Sequence[str] | None = None) -> None:
+def render(
+    rows: Sequence[dict[str, Any]],
+    fmt: OutputFormat,
+    *,
+    title: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> None:
     """Print rows as a Rich table, JSON list or CSV, with the same keys in every format."""
     cols = list(columns) if columns is not None else (list(rows[0].keys()) if rows else [])
     if fmt is OutputFormat.json:

@@ -6,8 +6,15 @@ from typing import Annotated
 
 import typer
 
-from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, console, fail, render, \
-    to_json
+from tokenomy.cli._common import (
+    DbOption,
+    FormatOption,
+    OutputFormat,
+    console,
+    fail,
+    render,
+    to_json,
+)
 from tokenomy.config import resolve_db_url
 from tokenomy.errors import LedgerError
 from tokenomy.ledger import open_store
@@ -54,13 +61,18 @@ def list_keys(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> No
         store.close()
     except LedgerError as exc:
         raise fail(str(exc)) from exc
-    render(rows, fmt, title="API keys",
-           columns=["key_id", "prefix", "name", "org", "team", "user", "created_ms", "revoked"])
+    render(
+        rows,
+        fmt,
+        title="API keys",
+        columns=["key_id", "prefix", "name", "org", "team", "user", "created_ms", "revoked"],
+    )
 
 
 @app.command("revoke")
-def revoke(key_id: Annotated[str, typer.Argument(help="The key id from `keys list`.")],
-           db: DbOption = None) -> None:
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id from `keys list`.")], db: DbOption = None
+) -> None:
     """Revoke a key; gateways refuse it within about a second.
 
     Example: tokenomy keys revoke 3f9c2a1b7d4e

@@ -18,10 +18,12 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     config: Annotated[str, typer.Option("--config", "-c", help="TOML configuration file.")],
-    host: Annotated[str | None, typer.Option(help="Bind address [default: from config, "
-                                                  "else 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: from config, else 8080].")]
-    = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address [default: from config, else 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port [default: from config, else 8080].")
+    ] = None,
     db: DbOption = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -35,8 +37,9 @@ def serve(
 
     from tokenomy.gateway.app import build_app
 
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = load_config(config)
         db_url = settings.db_url(db)
@@ -54,5 +57,12 @@ def serve(
     print(f"tokenomy gateway on http://{bind_host}:{bind_port}  (ledger: {db_url})", flush=True)
     # run_app turns SIGINT/SIGTERM into a graceful shutdown: in-flight requests finish,
     # then on_cleanup drains the ledger writer.
-    web.run_app(application, host=bind_host, port=bind_port, access_log=None, print=None,
-                loop=loop, shutdown_timeout=30.0)
+    web.run_app(
+        application,
+        host=bind_host,
+        port=bind_port,
+        access_log=None,
+        print=None,
+        loop=loop,
+        shutdown_timeout=30.0,
+    )

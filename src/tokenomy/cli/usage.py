@@ -18,15 +18,23 @@ def register(app: typer.Typer) -> None:
 
 
 def usage(
-    since: Annotated[str | None, typer.Option(help="From: YYYY-MM-DD, ISO time, or 24h/7d.")]
-    = None,
-    until: Annotated[str | None, typer.Option(help="To (a bare date includes that day).")]
-    = None,
-    by: Annotated[str | None, typer.Option(
-        help="Group by a comma list of org, team, user, key, agent, task, step, model, "
-             "provider, location, day (also status, endpoint).")] = None,
-    where: Annotated[list[str] | None, typer.Option(
-        "--where", help="Filter FIELD=VALUE (repeatable), e.g. --where team=research.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From: YYYY-MM-DD, ISO time, or 24h/7d.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="To (a bare date includes that day).")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="Group by a comma list of org, team, user, key, agent, task, step, model, "
+            "provider, location, day (also status, endpoint)."
+        ),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where", help="Filter FIELD=VALUE (repeatable), e.g. --where team=research."
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
     db: DbOption = None,
 ) -> None:
@@ -45,8 +53,7 @@ def usage(
                 raise ValueError(f"--where takes FIELD=VALUE, got {item!r}")
             filters[name.strip()] = value.strip()
         store = open_store(resolve_db_url(db))
-        rows = usage_report(store, since_ms=since_ms, until_ms=until_ms, by=fields,
-                            filters=filters)
+        rows = usage_report(store, since_ms=since_ms, until_ms=until_ms, by=fields, filters=filters)
         store.close()
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc

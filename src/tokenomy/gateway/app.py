@@ -31,7 +31,7 @@ def journal_dir(settings: Settings, db_url: str) -> Path:
     if settings.gateway.journal_dir:
         return Path(settings.gateway.journal_dir)
     if db_url.startswith("sqlite:///") and not db_url.endswith(":memory:"):
-        db_path = Path(db_url[len("sqlite:///"):])
+        db_path = Path(db_url[len("sqlite:///") :])
         return db_path.parent / (db_path.name + ".journal")
     return Path(".tokenomy") / "journal"
 
@@ -46,9 +46,12 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     # Bodies are read and size-checked by the gateway itself (413 in the client's format).
     app = web.Application(client_max_size=1 << 62, handler_args={"max_field_size": 65536})
     store = open_store(db_url)
-    writer = LedgerWriter(store, journal_dir(settings, db_url),
-                          batch_size=settings.gateway.ledger_batch_size,
-                          flush_interval_s=settings.gateway.ledger_flush_interval_s)
+    writer = LedgerWriter(
+        store,
+        journal_dir(settings, db_url),
+        batch_size=settings.gateway.ledger_batch_size,
+        flush_interval_s=settings.gateway.ledger_flush_interval_s,
+    )
     keys = KeyCache(store)
     gateway = Gateway(settings, keys, PriceBook.from_settings(settings), writer)
     app[GATEWAY_KEY] = gateway
@@ -70,19 +73,35 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
         names = list(settings.models)
         if fmt == ANTHROPIC:
             data: dict[str, Any] = {
-                "data": [{"type": "model", "id": n, "display_name": n,
-                          "created_at": "1970-01-01T00:00:00Z"} for n in names],
-                "has_more": False, "first_id": names[0] if names else None,
-                "last_id": names[-1] if names else None}
+                "data": [
+                    {
+                        "type": "model",
+                        "id": n,
+                        "display_name": n,
+                        "created_at": "1970-01-01T00:00:00Z",
+                    }
+                    for n in names
+                ],
+                "has_more": False,
+                "first_id": names[0] if names else None,
+                "last_id": names[-1] if names else None,
+            }
         else:
-            data = {"object": "list", "data": [
-                {"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"}
-                for n in names]}
+            data = {
+                "object": "list",
+                "data": [
+                    {"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"}
+                    for n in names
+                ],
+            }
         return web.Response(body=orjson.dumps(data), content_type="application/json")
 
     async def health(request: web.Request) -> web.StreamResponse:
-        body = {"status": "ok", "ledger_pending": writer.pending,
-                "ledger_error": writer.last_error or None}
+        body = {
+            "status": "ok",
+            "ledger_pending": writer.pending,
+            "ledger_error": writer.last_error or None,
+        }
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     app.add_routes(routes.table(proxy, models, health))
@@ -92,8 +111,11 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
         try:
             return await handler(request)
         except web.HTTPNotFound:
-            return error_response(_client_format(request), NotFound(
-                f"Unknown path {request.path}. See the README for the endpoints."), {})
+            return error_response(
+                _client_format(request),
+                NotFound(f"Unknown path {request.path}. See the README for the endpoints."),
+                {},
+            )
         except web.HTTPMethodNotAllowed:
             err = RequestError(f"Method {request.method} is not allowed on {request.path}.")
             return error_response(_client_format(request), err, {})

@@ -57,7 +57,8 @@ class KeyCache:
         if not secret:
             raise AuthenticationError(
                 "Missing API key. Send it as 'Authorization: Bearer KEY' (OpenAI) or "
-                "'x-api-key: KEY' (Anthropic).")
+                "'x-api-key: KEY' (Anthropic)."
+            )
         digest = hash_secret(secret)
         if digest not in self._table and time.monotonic() - self._loaded_at > MISS_REFRESH_MIN_S:
             await self.refresh()

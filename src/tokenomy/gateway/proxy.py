@@ -31,7 +31,7 @@ from tokenomy.errors import (
 )
 from tokenomy.gateway import relays
 from tokenomy.gateway.auth import KeyCache
-from tokenomy.gateway.requests import estimate_input, response_text, validate_body
+from tokenomy.gateway.requests import response_text, validate_body
 from tokenomy.gateway.wire_errors import (
     ANTHROPIC,
     OPENAI,
@@ -41,7 +41,7 @@ from tokenomy.gateway.wire_errors import (
 )
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.metering.stream import SSEParser
-from tokenomy.metering.tokenizer import count_text
+from tokenomy.metering.tokenizer import complete_usage, estimate_input
 from tokenomy.money import decimal_str, nanos_to_usd
 from tokenomy.pricing import PriceBook
 from tokenomy.providers import translate
@@ -84,8 +84,9 @@ def _request_id() -> str:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, keys: KeyCache, prices: PriceBook,
-                 writer: LedgerWriter) -> None:
+    def __init__(
+        self, settings: Settings, keys: KeyCache, prices: PriceBook, writer: LedgerWriter
+    ) -> None:
         self.settings = settings
         self.keys = keys
         self.prices = prices
@@ -93,15 +94,18 @@ class Gateway:
         self.max_body = settings.gateway.max_body_bytes
         self.session: aiohttp.ClientSession | None = None
         g = settings.gateway
-        self._unary_timeout = aiohttp.ClientTimeout(total=g.request_timeout_s,
-                                                    sock_connect=g.connect_timeout_s)
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=g.connect_timeout_s,
-                                                     sock_read=g.request_timeout_s)
+        self._unary_timeout = aiohttp.ClientTimeout(
+            total=g.request_timeout_s, sock_connect=g.connect_timeout_s
+        )
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=g.connect_timeout_s, sock_read=g.request_timeout_s
+        )
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True,
-                                             skip_auto_headers=("User-Agent",))
+        self.session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+        )
 
     async def close(self) -> None:
         if self.session is not None:
@@ -110,8 +114,14 @@ class Gateway:
     # -- entry point ---------------------------------------------------------------------
     async def handle(self, request: web.Request, fmt: str, endpoint: str) -> web.StreamResponse:
         rid = _request_id()
-        call = Call(UsageEvent(id=rid, ts_ms=_now_ms(), api_format=fmt, endpoint=endpoint,
-                               model="", status=0), time.perf_counter(), fmt, endpoint)
+        call = Call(
+            UsageEvent(
+                id=rid, ts_ms=_now_ms(), api_format=fmt, endpoint=endpoint, model="", status=0
+            ),
+            time.perf_counter(),
+            fmt,
+            endpoint,
+        )
         headers = {REQUEST_ID_HEADER: rid}
         try:
             await self._admit(request, call)
@@ -122,8 +132,9 @@ class Gateway:
             return self._fail(call, err, headers)
         except Exception as exc:  # a bug: answer and record it, never lose the event
             log.exception("internal error in request %s", rid)
-            return self._fail(call, InternalError(f"internal gateway error ({type(exc).__name__})"),
-                              headers)
+            return self._fail(
+                call, InternalError(f"internal gateway error ({type(exc).__name__})"), headers
+            )
 
     def _fail(self, call: Call, err: RequestError, headers: dict[str, str]) -> web.Response:
         call.event.error_kind = err.error_kind
@@ -135,15 +146,21 @@ class Gateway:
     async def _admit(self, request: web.Request, call: Call) -> None:
         ev = call.event
         principal = await self.keys.authenticate(_api_key(request, call.fmt))
-        ev.key_id, ev.org, ev.team, ev.user = (principal.key_id, principal.org,
-                                               principal.team, principal.user)
+        ev.key_id, ev.org, ev.team, ev.user = (
+            principal.key_id,
+            principal.org,
+            principal.team,
+            principal.user,
+        )
         h = request.headers
         ev.agent = h.get("x-tokenomy-agent", "")
         ev.task = h.get("x-tokenomy-task", "")
         step = h.get("x-tokenomy-step", "").lower()
         if step and step not in _STEPS:
-            raise InvalidRequest(f"X-Tokenomy-Step must be one of {', '.join(sorted(_STEPS))}; "
-                                 f"got {step!r}", param="X-Tokenomy-Step")
+            raise InvalidRequest(
+                f"X-Tokenomy-Step must be one of {', '.join(sorted(_STEPS))}; got {step!r}",
+                param="X-Tokenomy-Step",
+            )
         ev.step = step
         body = await self._read_json(request)
         model = validate_body(call.endpoint, body)
@@ -162,20 +179,26 @@ class Gateway:
                 ev.end_user = meta["user_id"]
         cfg = self.settings.models.get(model)
         if cfg is None:
-            raise ModelNotFound(f"The model {model!r} does not exist or is not configured on "
-                                "this gateway. GET /v1/models lists the available models.",
-                                param="model")
+            raise ModelNotFound(
+                f"The model {model!r} does not exist or is not configured on "
+                "this gateway. GET /v1/models lists the available models.",
+                param="model",
+            )
         dep = cfg.deployments[0]
         call.deployment = dep
-        ev.provider, ev.upstream_model, ev.location = (dep.provider.name, dep.model,
-                                                       dep.provider.location)
+        ev.provider, ev.upstream_model, ev.location = (
+            dep.provider.name,
+            dep.model,
+            dep.provider.location,
+        )
         call.body = body
 
     async def _read_json(self, request: web.Request) -> dict[str, Any]:
         length = request.content_length
         if length is not None and length > self.max_body:
-            raise PayloadTooLarge(f"Request body of {length} bytes exceeds the limit of "
-                                  f"{self.max_body} bytes.")
+            raise PayloadTooLarge(
+                f"Request body of {length} bytes exceeds the limit of {self.max_body} bytes."
+            )
         raw = bytearray()
         async for chunk in request.content.iter_chunked(1 << 16):
             raw += chunk
@@ -202,33 +225,41 @@ class Gateway:
             if endpoint != CHAT:
                 raise InvalidRequest(
                     f"The {endpoint} endpoint cannot be served by the Anthropic deployment of "
-                    f"model {call.event.model!r}; use /v1/chat/completions or /v1/messages.")
+                    f"model {call.event.model!r}; use /v1/chat/completions or /v1/messages."
+                )
             cfg = self.settings.models[call.event.model]
             upstream = translate.chat_request_to_messages(
-                body, dep.model, cfg.max_output_tokens or DEFAULT_MAX_TOKENS)
+                body, dep.model, cfg.max_output_tokens or DEFAULT_MAX_TOKENS
+            )
             return adapter, MESSAGES, upstream
         if adapter.kind == "openai" and call.fmt == ANTHROPIC:
             upstream = translate.messages_request_to_chat(body, dep.model)
             return adapter, CHAT, adapter.prepare(CHAT, upstream, dep.model, call.event.stream)
-        return adapter, endpoint, adapter.prepare(endpoint, dict(body), dep.model,
-                                                  call.event.stream)
+        return (
+            adapter,
+            endpoint,
+            adapter.prepare(endpoint, dict(body), dep.model, call.event.stream),
+        )
 
-    async def _send(self, call: Call, adapter: Any, endpoint: str, body: dict[str, Any],
-                    request: web.Request) -> aiohttp.ClientResponse:
+    async def _send(
+        self, call: Call, adapter: Any, endpoint: str, body: dict[str, Any], request: web.Request
+    ) -> aiohttp.ClientResponse:
         dep = call.deployment
         assert dep is not None and self.session is not None
         try:
             resp = await self.session.post(
-                adapter.url(dep.provider, endpoint), data=orjson.dumps(body),
+                adapter.url(dep.provider, endpoint),
+                data=orjson.dumps(body),
                 headers=adapter.headers(dep.provider, request.headers),
-                timeout=self._stream_timeout if call.event.stream else self._unary_timeout)
+                timeout=self._stream_timeout if call.event.stream else self._unary_timeout,
+            )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"Upstream {dep.provider.name} did not answer in time.") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(
-                f"Cannot reach upstream {dep.provider.name}: {exc}") from exc
+            raise UpstreamUnavailable(f"Cannot reach upstream {dep.provider.name}: {exc}") from exc
         call.event.upstream_request_id = resp.headers.get("x-request-id") or resp.headers.get(
-            "request-id", "")
+            "request-id", ""
+        )
         if resp.status >= 400:
             try:
                 raw = await resp.read()
@@ -237,12 +268,16 @@ class Gateway:
             finally:
                 resp.release()
             message, _, _ = upstream_error_message(raw)
-            raise UpstreamError(f"Upstream {dep.provider.name} returned HTTP {resp.status}: "
-                                f"{message}", upstream_status=resp.status, upstream_body=raw)
+            raise UpstreamError(
+                f"Upstream {dep.provider.name} returned HTTP {resp.status}: {message}",
+                upstream_status=resp.status,
+                upstream_body=raw,
+            )
         return resp
 
-    async def _unary(self, request: web.Request, call: Call,
-                     headers: dict[str, str]) -> web.Response:
+    async def _unary(
+        self, request: web.Request, call: Call, headers: dict[str, str]
+    ) -> web.Response:
         adapter, endpoint, upstream_body = self._upstream_plan(call)
         resp = await self._send(call, adapter, endpoint, upstream_body, request)
         try:
@@ -261,7 +296,7 @@ class Gateway:
             raise UpstreamError("Upstream returned JSON that is not an object.")
         usage = adapter.usage(endpoint, data)
         if usage is None:
-            usage = await self._estimate(call, response_text(endpoint, data))
+            usage = await self._complete_usage(call, None, False, response_text(endpoint, data))
         if adapter.kind == "anthropic" and call.fmt == OPENAI:
             data = translate.messages_response_to_chat(data, call.event.model)
             raw = orjson.dumps(data)
@@ -276,14 +311,20 @@ class Gateway:
             out[COST_HEADER] = decimal_str(nanos_to_usd(call.event.cost_nanos))
         return web.Response(body=raw, status=200, content_type="application/json", headers=out)
 
-    async def _stream(self, request: web.Request, call: Call,
-                      headers: dict[str, str]) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, call: Call, headers: dict[str, str]
+    ) -> web.StreamResponse:
         adapter, endpoint, upstream_body = self._upstream_plan(call)
         relay = self._relay(call, adapter.kind)
         upstream = await self._send(call, adapter, endpoint, upstream_body, request)
-        response = web.StreamResponse(status=200, headers={
-            **headers, "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                **headers,
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            },
+        )
         status = 200
         try:
             await response.prepare(request)
@@ -320,9 +361,15 @@ class Gateway:
             await self._finish_stream(call, relay, complete=False, status=status)
             raise
         except (aiohttp.ClientError, TimeoutError, UpstreamError) as exc:
-            err = exc if isinstance(exc, UpstreamError) else (
-                UpstreamTimeout("Upstream stream timed out.") if isinstance(exc, TimeoutError)
-                else UpstreamUnavailable(f"Upstream stream failed: {exc}"))
+            err = (
+                exc
+                if isinstance(exc, UpstreamError)
+                else (
+                    UpstreamTimeout("Upstream stream timed out.")
+                    if isinstance(exc, TimeoutError)
+                    else UpstreamUnavailable(f"Upstream stream failed: {exc}")
+                )
+            )
             call.event.error_kind = err.error_kind
             call.event.error_message = err.message
             await self._finish_stream(call, relay, complete=False, status=200)
@@ -355,31 +402,35 @@ class Gateway:
             return relays.ResponsesPassthrough()
         return relays.OpenAIPassthrough(wants_usage)
 
-    async def _finish_stream(self, call: Call, relay: relays.Relay, *, complete: bool,
-                             status: int) -> None:
+    async def _finish_stream(
+        self, call: Call, relay: relays.Relay, *, complete: bool, status: int
+    ) -> None:
         if call.recorded:
             return
-        usage = relay.usage()
-        if usage is None or not complete:
-            estimate = await self._estimate(call, relay.output_text())
-            if usage is None:
-                usage = estimate
-            else:
-                # Cut off: the input is known, the output reported so far may lag the text.
-                usage.output_tokens = max(usage.output_tokens, estimate.output_tokens)
-                call.event.estimated = True
-        call.event.usage = usage
+        call.event.usage = await self._complete_usage(
+            call, relay.usage(), complete and relay.usage_complete, relay.output_text()
+        )
         self._price(call)
         self._record(call, status)
 
-    async def _estimate(self, call: Call, output_text: str) -> Usage:
-        """Count tokens offline when the provider reported none; flag the event."""
+    async def _complete_usage(
+        self, call: Call, reported: Usage | None, complete: bool, output_text: str
+    ) -> Usage:
+        """The provider's usage; where it is missing or cut short, counted offline and flagged."""
+        if reported is not None and complete:
+            return reported
         body = call.body or {}
         endpoint = call.endpoint
-        input_tokens, output_tokens = await asyncio.to_thread(
-            lambda: (estimate_input(endpoint, body), count_text(output_text)))
-        call.event.estimated = True
-        return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        # Tokenising a long prompt takes milliseconds: keep it off the event loop.
+        usage, estimated = await asyncio.to_thread(
+            complete_usage,
+            reported,
+            complete=complete,
+            estimate_input_tokens=lambda: estimate_input(endpoint, body),
+            output_text=output_text,
+        )
+        call.event.estimated = estimated
+        return usage
 
     def _price(self, call: Call) -> None:
         dep = call.deployment

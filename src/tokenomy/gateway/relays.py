@@ -54,6 +54,10 @@ class Relay:
         u: Usage | None = self.meter.usage()
         return u
 
+    @property
+    def usage_complete(self) -> bool:
+        return bool(self.meter.usage_complete)
+
     def output_text(self) -> str:
         text: str = self.meter.output_text()
         return text
@@ -84,8 +88,16 @@ class OpenAIPassthrough(Relay):
         return DONE
 
     def error(self, message: str) -> bytes:
-        return sse({"error": {"message": message, "type": "api_error", "param": None,
-                              "code": "upstream_error"}})
+        return sse(
+            {
+                "error": {
+                    "message": message,
+                    "type": "api_error",
+                    "param": None,
+                    "code": "upstream_error",
+                }
+            }
+        )
 
 
 class ResponsesPassthrough(Relay):
@@ -98,7 +110,7 @@ class ResponsesPassthrough(Relay):
     def event(self, name: str | None, data: bytes) -> tuple[bytes, bool]:
         obj = orjson.loads(data)
         kind = name or (obj.get("type") if isinstance(obj, dict) else None) or ""
-        self.meter.feed(kind, obj)
+        self.meter.feed(obj)
         out = (b"event: " + kind.encode() + b"\n" if name else b"") + b"data: " + data + b"\n\n"
         if kind in _RESPONSES_TERMINAL:
             self.terminal_seen = True
@@ -110,8 +122,9 @@ class ResponsesPassthrough(Relay):
         return self._held
 
     def error(self, message: str) -> bytes:
-        return sse({"type": "error", "code": "upstream_error", "message": message,
-                    "param": None}, "error")
+        return sse(
+            {"type": "error", "code": "upstream_error", "message": message, "param": None}, "error"
+        )
 
 
 class AnthropicPassthrough(Relay):
@@ -124,7 +137,7 @@ class AnthropicPassthrough(Relay):
     def event(self, name: str | None, data: bytes) -> tuple[bytes, bool]:
         obj = orjson.loads(data)
         kind = name or (obj.get("type") if isinstance(obj, dict) else None) or ""
-        self.meter.feed(kind, obj)
+        self.meter.feed(obj)
         out = b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
         if kind == "message_stop":
             self.terminal_seen = True
@@ -150,7 +163,7 @@ class AnthropicToOpenAI(Relay):
     def event(self, name: str | None, data: bytes) -> tuple[bytes, bool]:
         obj = orjson.loads(data)
         kind = name or (obj.get("type") if isinstance(obj, dict) else None) or ""
-        self.meter.feed(kind, obj)
+        self.meter.feed(obj)
         chunks = self.translator.feed(kind, obj)
         if kind == "message_stop":
             self.terminal_seen = True

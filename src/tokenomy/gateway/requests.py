@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from tokenomy.errors import InvalidRequest
-from tokenomy.metering import tokenizer
 from tokenomy.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
 
 
@@ -26,17 +25,20 @@ def validate_body(endpoint: str, body: dict[str, Any]) -> str:
     if endpoint in (CHAT, MESSAGES):
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise InvalidRequest("'messages' is required and must be a non-empty array.",
-                                 param="messages")
+            raise InvalidRequest(
+                "'messages' is required and must be a non-empty array.", param="messages"
+            )
         for i, m in enumerate(messages):
             if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise InvalidRequest(f"messages[{i}] must be an object with a 'role'.",
-                                     param=f"messages[{i}]")
+                raise InvalidRequest(
+                    f"messages[{i}] must be an object with a 'role'.", param=f"messages[{i}]"
+                )
     if endpoint == MESSAGES:
         mt = body.get("max_tokens")
         if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
-            raise InvalidRequest("'max_tokens' is required and must be a positive integer.",
-                                 param="max_tokens")
+            raise InvalidRequest(
+                "'max_tokens' is required and must be a positive integer.", param="max_tokens"
+            )
     if endpoint == COMPLETIONS and "prompt" not in body:
         raise InvalidRequest("'prompt' is required.", param="prompt")
     if endpoint == EMBEDDINGS and "input" not in body:
@@ -48,15 +50,6 @@ def validate_body(endpoint: str, body: dict[str, Any]) -> str:
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise InvalidRequest(f"'{name}' must be a positive integer.", param=name)
     return model
-
-
-def estimate_input(endpoint: str, body: dict[str, Any]) -> int:
-    """Input tokens counted offline from the client's request (CPU heavy: run in a thread)."""
-    if endpoint == CHAT:
-        return tokenizer.estimate_chat_input(body)
-    if endpoint == MESSAGES:
-        return tokenizer.estimate_messages_input(body)
-    return tokenizer.estimate_prompt(body)
 
 
 def response_text(endpoint: str, data: dict[str, Any]) -> str:

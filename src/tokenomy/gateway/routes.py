@@ -13,8 +13,11 @@ from tokenomy.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RES
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def table(proxy: Callable[[web.Request, str, str], Awaitable[web.StreamResponse]],
-          models: Handler, health: Handler) -> list[web.RouteDef]:
+def table(
+    proxy: Callable[[web.Request, str, str], Awaitable[web.StreamResponse]],
+    models: Handler,
+    health: Handler,
+) -> list[web.RouteDef]:
     return [
         web.post("/v1/chat/completions", partial(proxy, fmt=OPENAI, endpoint=CHAT)),
         web.post("/v1/completions", partial(proxy, fmt=OPENAI, endpoint=COMPLETIONS)),

@@ -16,8 +16,14 @@ ANTHROPIC = "anthropic"
 def error_body(fmt: str, err: RequestError) -> dict[str, Any]:
     if fmt == ANTHROPIC:
         return {"type": "error", "error": {"type": err.anthropic_type, "message": err.message}}
-    return {"error": {"message": err.message, "type": err.openai_type, "param": err.param,
-                      "code": err.code}}
+    return {
+        "error": {
+            "message": err.message,
+            "type": err.openai_type,
+            "param": err.param,
+            "code": err.code,
+        }
+    }
 
 
 def http_status(err: RequestError) -> int:
@@ -26,8 +32,12 @@ def http_status(err: RequestError) -> int:
 
 def error_response(fmt: str, err: RequestError, headers: dict[str, str]) -> web.Response:
     all_headers = {**headers, **err.headers}
-    return web.Response(status=http_status(err), body=orjson.dumps(error_body(fmt, err)),
-                        content_type="application/json", headers=all_headers)
+    return web.Response(
+        status=http_status(err),
+        body=orjson.dumps(error_body(fmt, err)),
+        content_type="application/json",
+        headers=all_headers,
+    )
 
 
 def upstream_error_message(body: bytes) -> tuple[str, str | None, str | None]:
@@ -41,8 +51,11 @@ def upstream_error_message(body: bytes) -> tuple[str, str | None, str | None]:
         err = data.get("error")
         if isinstance(err, dict):
             code = err.get("code")
-            return (str(err.get("message") or err), err.get("type"),
-                    str(code) if code is not None else None)
+            return (
+                str(err.get("message") or err),
+                err.get("type"),
+                str(code) if code is not None else None,
+            )
         if isinstance(err, str):
             return err, None, None
         if "message" in data:

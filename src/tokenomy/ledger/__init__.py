@@ -18,7 +18,9 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
 
         store = PostgresStore(url)
     else:
-        raise LedgerError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
+        raise LedgerError(
+            f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
+        )
     if migrate:
         store.migrate()
     return store

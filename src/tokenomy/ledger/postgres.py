@@ -49,8 +49,10 @@ class PostgresStore(Store):
         applied: list[str] = []
         with self.transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
-            cur.execute("CREATE TABLE IF NOT EXISTS _migrations "
-                        "(name TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations "
+                "(name TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
+            )
             cur.execute("SELECT name FROM _migrations")
             done = {r[0] for r in cur.fetchall()}
             for name, statements in POSTGRES_MIGRATIONS:
@@ -58,7 +60,8 @@ class PostgresStore(Store):
                     continue
                 for stmt in statements:
                     cur.execute(stmt)
-                cur.execute("INSERT INTO _migrations VALUES (%s, %s)",
-                            (name, int(time.time() * 1000)))
+                cur.execute(
+                    "INSERT INTO _migrations VALUES (%s, %s)", (name, int(time.time() * 1000))
+                )
                 applied.append(name)
         return applied

@@ -11,9 +11,17 @@ from tokenomy.ledger.schema import REPORT_GROUPS
 from tokenomy.ledger.store import Store
 from tokenomy.money import nanos_to_usd
 
-USAGE_COLUMNS = ("requests", "input_tokens", "cached_tokens", "cache_write_tokens",
-                 "output_tokens", "reasoning_tokens", "cost_usd", "estimated_requests",
-                 "unpriced_requests")
+USAGE_COLUMNS = (
+    "requests",
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "estimated_requests",
+    "unpriced_requests",
+)
 
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -37,8 +45,10 @@ def parse_time(text: str, *, end_of_day: bool = False, now: datetime | None = No
             return int((start + timedelta(days=1 if end_of_day else 0)).timestamp() * 1000)
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ValueError(f"cannot read {text!r} as a date (YYYY-MM-DD), an ISO timestamp or a "
-                         "relative time such as 24h or 7d") from exc
+        raise ValueError(
+            f"cannot read {text!r} as a date (YYYY-MM-DD), an ISO timestamp or a "
+            "relative time such as 24h or 7d"
+        ) from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
@@ -54,21 +64,31 @@ def parse_fields(text: str | None) -> list[str]:
     return fields
 
 
-def usage_report(store: Store, *, since_ms: int | None = None, until_ms: int | None = None,
-                 by: Sequence[str] = (), filters: dict[str, str] | None = None
-                 ) -> list[dict[str, Any]]:
+def usage_report(
+    store: Store,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    by: Sequence[str] = (),
+    filters: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
     """Totals per group; ``cost_usd`` is an exact Decimal summed from integer nano-USD."""
     rows = store.aggregate(since_ms, until_ms, list(by), filters)
     out: list[dict[str, Any]] = []
     for r in rows:
         rec = {name: r[name] for name in by}
-        rec.update({
-            "requests": r["requests"], "input_tokens": r["input_tokens"],
-            "cached_tokens": r["cached_tokens"], "cache_write_tokens": r["cache_write_tokens"],
-            "output_tokens": r["output_tokens"], "reasoning_tokens": r["reasoning_tokens"],
-            "cost_usd": nanos_to_usd(r["cost_nanos"]),
-            "estimated_requests": r["estimated_requests"],
-            "unpriced_requests": r["unpriced_requests"],
-        })
+        rec.update(
+            {
+                "requests": r["requests"],
+                "input_tokens": r["input_tokens"],
+                "cached_tokens": r["cached_tokens"],
+                "cache_write_tokens": r["cache_write_tokens"],
+                "output_tokens": r["output_tokens"],
+                "reasoning_tokens": r["reasoning_tokens"],
+                "cost_usd": nanos_to_usd(r["cost_nanos"]),
+                "estimated_requests": r["estimated_requests"],
+                "unpriced_requests": r["unpriced_requests"],
+            }
+        )
         out.append(rec)
     return out

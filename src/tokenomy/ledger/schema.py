@@ -12,19 +12,57 @@ from tokenomy.types import Usage, UsageEvent
 
 # Column order of ``usage_events``; ``event_to_row`` and ``row_to_event`` follow it.
 EVENT_COLUMNS: tuple[str, ...] = (
-    "id", "ts_ms", "org", "team", "user_id", "key_id", "agent", "task", "step", "end_user",
-    "metadata", "api_format", "endpoint", "model", "provider", "upstream_model", "location",
-    "stream", "status", "error_kind", "error_message",
-    "input_tokens", "cached_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens", "audio_input_tokens", "audio_output_tokens",
-    "estimated", "cost_nanos", "price_source", "latency_ms", "ttft_ms", "upstream_request_id",
+    "id",
+    "ts_ms",
+    "org",
+    "team",
+    "user_id",
+    "key_id",
+    "agent",
+    "task",
+    "step",
+    "end_user",
+    "metadata",
+    "api_format",
+    "endpoint",
+    "model",
+    "provider",
+    "upstream_model",
+    "location",
+    "stream",
+    "status",
+    "error_kind",
+    "error_message",
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+    "estimated",
+    "cost_nanos",
+    "price_source",
+    "latency_ms",
+    "ttft_ms",
+    "upstream_request_id",
 )
 
 # Report group fields → SQL column (``day`` is dialect specific, see stores).
 GROUP_FIELDS: dict[str, str] = {
-    "org": "org", "team": "team", "user": "user_id", "key": "key_id", "agent": "agent",
-    "task": "task", "step": "step", "model": "model", "provider": "provider",
-    "location": "location", "status": "status", "endpoint": "endpoint",
+    "org": "org",
+    "team": "team",
+    "user": "user_id",
+    "key": "key_id",
+    "agent": "agent",
+    "task": "task",
+    "step": "step",
+    "model": "model",
+    "provider": "provider",
+    "location": "location",
+    "status": "status",
+    "endpoint": "endpoint",
 }
 REPORT_GROUPS = (*GROUP_FIELDS, "day")
 
@@ -83,33 +121,42 @@ CREATE TABLE api_keys (
 """
 
 COMMON_MIGRATIONS: list[tuple[str, list[str]]] = [
-    ("0001_usage_events", [
-        _EVENTS_DDL,
-        "CREATE INDEX usage_events_ts ON usage_events (ts_ms)",
-        "CREATE INDEX usage_events_team_ts ON usage_events (team, ts_ms)",
-    ]),
+    (
+        "0001_usage_events",
+        [
+            _EVENTS_DDL,
+            "CREATE INDEX usage_events_ts ON usage_events (ts_ms)",
+            "CREATE INDEX usage_events_team_ts ON usage_events (team, ts_ms)",
+        ],
+    ),
     ("0002_api_keys", [_KEYS_DDL]),
 ]
 
 SQLITE_MIGRATIONS: list[tuple[str, list[str]]] = [
     *COMMON_MIGRATIONS,
     # The ledger is append-only: the database itself refuses edits and deletions.
-    ("0003_append_only_sqlite", [
-        "CREATE TRIGGER usage_events_no_update BEFORE UPDATE ON usage_events "
-        "BEGIN SELECT RAISE(ABORT, 'usage_events is append-only'); END",
-        "CREATE TRIGGER usage_events_no_delete BEFORE DELETE ON usage_events "
-        "BEGIN SELECT RAISE(ABORT, 'usage_events is append-only'); END",
-    ]),
+    (
+        "0003_append_only_sqlite",
+        [
+            "CREATE TRIGGER usage_events_no_update BEFORE UPDATE ON usage_events "
+            "BEGIN SELECT RAISE(ABORT, 'usage_events is append-only'); END",
+            "CREATE TRIGGER usage_events_no_delete BEFORE DELETE ON usage_events "
+            "BEGIN SELECT RAISE(ABORT, 'usage_events is append-only'); END",
+        ],
+    ),
 ]
 
 POSTGRES_MIGRATIONS: list[tuple[str, list[str]]] = [
     *COMMON_MIGRATIONS,
-    ("0003_append_only_postgres", [
-        "CREATE FUNCTION tokenomy_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'usage_events is append-only'; END $$",
-        "CREATE TRIGGER usage_events_append_only BEFORE UPDATE OR DELETE ON usage_events "
-        "FOR EACH ROW EXECUTE FUNCTION tokenomy_append_only()",
-    ]),
+    (
+        "0003_append_only_postgres",
+        [
+            "CREATE FUNCTION tokenomy_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'usage_events is append-only'; END $$",
+            "CREATE TRIGGER usage_events_append_only BEFORE UPDATE OR DELETE ON usage_events "
+            "FOR EACH ROW EXECUTE FUNCTION tokenomy_append_only()",
+        ],
+    ),
 ]
 
 Row = tuple[Any, ...]
@@ -118,28 +165,109 @@ Row = tuple[Any, ...]
 def event_to_row(e: UsageEvent, metadata_json: str | None) -> Row:
     u = e.usage
     return (
-        e.id, e.ts_ms, e.org, e.team, e.user, e.key_id, e.agent, e.task, e.step, e.end_user,
-        metadata_json, e.api_format, e.endpoint, e.model, e.provider, e.upstream_model,
-        e.location, int(e.stream), e.status, e.error_kind, e.error_message,
-        u.input_tokens, u.cached_tokens, u.cache_write_tokens, u.cache_write_1h_tokens,
-        u.output_tokens, u.reasoning_tokens, u.audio_input_tokens, u.audio_output_tokens,
-        int(e.estimated), e.cost_nanos, e.price_source, e.latency_ms, e.ttft_ms,
+        e.id,
+        e.ts_ms,
+        e.org,
+        e.team,
+        e.user,
+        e.key_id,
+        e.agent,
+        e.task,
+        e.step,
+        e.end_user,
+        metadata_json,
+        e.api_format,
+        e.endpoint,
+        e.model,
+        e.provider,
+        e.upstream_model,
+        e.location,
+        int(e.stream),
+        e.status,
+        e.error_kind,
+        e.error_message,
+        u.input_tokens,
+        u.cached_tokens,
+        u.cache_write_tokens,
+        u.cache_write_1h_tokens,
+        u.output_tokens,
+        u.reasoning_tokens,
+        u.audio_input_tokens,
+        u.audio_output_tokens,
+        int(e.estimated),
+        e.cost_nanos,
+        e.price_source,
+        e.latency_ms,
+        e.ttft_ms,
         e.upstream_request_id,
     )
 
 
 def row_to_event(r: Row, metadata: dict[str, Any] | None) -> UsageEvent:
-    (id_, ts_ms, org, team, user, key_id, agent, task, step, end_user, _meta, api_format,
-     endpoint, model, provider, upstream_model, location, stream, status, error_kind,
-     error_message, inp, cached, cw, cw1h, out, reasoning, ain, aout, estimated, cost,
-     price_source, latency_ms, ttft_ms, upstream_request_id) = r
+    (
+        id_,
+        ts_ms,
+        org,
+        team,
+        user,
+        key_id,
+        agent,
+        task,
+        step,
+        end_user,
+        _meta,
+        api_format,
+        endpoint,
+        model,
+        provider,
+        upstream_model,
+        location,
+        stream,
+        status,
+        error_kind,
+        error_message,
+        inp,
+        cached,
+        cw,
+        cw1h,
+        out,
+        reasoning,
+        ain,
+        aout,
+        estimated,
+        cost,
+        price_source,
+        latency_ms,
+        ttft_ms,
+        upstream_request_id,
+    ) = r
     return UsageEvent(
-        id=id_, ts_ms=ts_ms, api_format=api_format, endpoint=endpoint, model=model,
-        status=status, org=org, team=team, user=user, key_id=key_id, agent=agent, task=task,
-        step=step, end_user=end_user, metadata=metadata, provider=provider,
-        upstream_model=upstream_model, location=location, stream=bool(stream),
-        error_kind=error_kind, error_message=error_message,
+        id=id_,
+        ts_ms=ts_ms,
+        api_format=api_format,
+        endpoint=endpoint,
+        model=model,
+        status=status,
+        org=org,
+        team=team,
+        user=user,
+        key_id=key_id,
+        agent=agent,
+        task=task,
+        step=step,
+        end_user=end_user,
+        metadata=metadata,
+        provider=provider,
+        upstream_model=upstream_model,
+        location=location,
+        stream=bool(stream),
+        error_kind=error_kind,
+        error_message=error_message,
         usage=Usage(inp, cached, cw, cw1h, out, reasoning, ain, aout),
-        estimated=bool(estimated), cost_nanos=cost, price_source=price_source,
-        latency_ms=latency_ms, ttft_ms=ttft_ms, upstream_request_id=upstream_request_id,
+        estimated=bool(estimated),
+        cost_nanos=cost,
+        price_source=price_source,
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
+        upstream_request_id=upstream_request_id,
     )

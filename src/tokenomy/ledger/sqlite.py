@@ -18,7 +18,7 @@ def sqlite_path(url: str) -> str:
     """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``."""
     if not url.startswith("sqlite:///"):
         raise LedgerError(f"not a SQLite URL: {url!r} (expected sqlite:///PATH)")
-    return url[len("sqlite:///"):]
+    return url[len("sqlite:///") :]
 
 
 class SqliteStore(Store):
@@ -31,8 +31,9 @@ class SqliteStore(Store):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                   timeout=30.0)
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL survives process crashes; the gateway's journal covers the rest.
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -63,8 +64,10 @@ class SqliteStore(Store):
     def migrate(self) -> list[str]:
         applied: list[str] = []
         with self.transaction() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS _migrations "
-                        "(name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations "
+                "(name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)"
+            )
             cur.execute("SELECT name FROM _migrations")
             done = {r[0] for r in cur.fetchall()}
             for name, statements in SQLITE_MIGRATIONS:
@@ -72,7 +75,8 @@ class SqliteStore(Store):
                     continue
                 for stmt in statements:
                     cur.execute(stmt)
-                cur.execute("INSERT INTO _migrations VALUES (?, ?)",
-                            (name, int(time.time() * 1000)))
+                cur.execute(
+                    "INSERT INTO _migrations VALUES (?, ?)", (name, int(time.time() * 1000))
+                )
                 applied.append(name)
         return applied

@@ -31,8 +31,13 @@ from tokenomy.types import Principal, UsageEvent
 
 KEY_PREFIX = "tk"
 
-SUM_COLUMNS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens",
-               "reasoning_tokens")
+SUM_COLUMNS = (
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +58,17 @@ class ApiKey:
         return Principal(self.key_id, self.org, self.team, self.user, self.name)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key_id": self.key_id, "prefix": self.prefix, "name": self.name,
-                "org": self.org, "team": self.team, "user": self.user,
-                "created_ms": self.created_ms, "revoked": self.revoked_ms is not None,
-                "revoked_ms": self.revoked_ms}
+        return {
+            "key_id": self.key_id,
+            "prefix": self.prefix,
+            "name": self.name,
+            "org": self.org,
+            "team": self.team,
+            "user": self.user,
+            "created_ms": self.created_ms,
+            "revoked": self.revoked_ms is not None,
+            "revoked_ms": self.revoked_ms,
+        }
 
 
 def hash_secret(secret: str) -> str:
@@ -82,7 +94,9 @@ class Store:
         self._lock = threading.RLock()
         cols = ", ".join(EVENT_COLUMNS)
         marks = ", ".join([self.placeholder] * len(EVENT_COLUMNS))
-        self._insert_sql = self._insert_ignore(f"INSERT INTO usage_events ({cols}) VALUES ({marks})")
+        self._insert_sql = self._insert_ignore(
+            f"INSERT INTO usage_events ({cols}) VALUES ({marks})"
+        )
 
     # -- dialect hooks -------------------------------------------------------------------
     def _insert_ignore(self, sql: str) -> str:
@@ -123,16 +137,19 @@ class Store:
 
     def get_event(self, event_id: str) -> UsageEvent | None:
         with self.transaction() as cur:
-            cur.execute(self._q(f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE id = ?"),
-                        (event_id,))
+            cur.execute(
+                self._q(f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE id = ?"),
+                (event_id,),
+            )
             row = cur.fetchone()
         if row is None:
             return None
         meta = row[EVENT_COLUMNS.index("metadata")]
         return row_to_event(tuple(row), orjson.loads(meta) if meta else None)
 
-    def events(self, since_ms: int | None = None, until_ms: int | None = None,
-               limit: int | None = None) -> list[UsageEvent]:
+    def events(
+        self, since_ms: int | None = None, until_ms: int | None = None, limit: int | None = None
+    ) -> list[UsageEvent]:
         where, params = self._where(since_ms, until_ms, None)
         sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events{where} ORDER BY ts_ms, id"
         if limit is not None:
@@ -141,11 +158,13 @@ class Store:
             cur.execute(self._q(sql), params)
             rows = cur.fetchall()
         meta_i = EVENT_COLUMNS.index("metadata")
-        return [row_to_event(tuple(r), orjson.loads(r[meta_i]) if r[meta_i] else None)
-                for r in rows]
+        return [
+            row_to_event(tuple(r), orjson.loads(r[meta_i]) if r[meta_i] else None) for r in rows
+        ]
 
-    def _where(self, since_ms: int | None, until_ms: int | None,
-               filters: dict[str, str] | None) -> tuple[str, list[Any]]:
+    def _where(
+        self, since_ms: int | None, until_ms: int | None, filters: dict[str, str] | None
+    ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         if since_ms is not None:
@@ -156,13 +175,20 @@ class Store:
             params.append(until_ms)
         for name, value in (filters or {}).items():
             if name not in GROUP_FIELDS:
-                raise LedgerError(f"cannot filter on {name!r}; use one of {', '.join(GROUP_FIELDS)}")
+                raise LedgerError(
+                    f"cannot filter on {name!r}; use one of {', '.join(GROUP_FIELDS)}"
+                )
             clauses.append(f"{GROUP_FIELDS[name]} = ?")
             params.append(int(value) if name == "status" else value)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
-    def aggregate(self, since_ms: int | None, until_ms: int | None, by: Sequence[str],
-                  filters: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    def aggregate(
+        self,
+        since_ms: int | None,
+        until_ms: int | None,
+        by: Sequence[str],
+        filters: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Totals grouped by report fields (``day`` = UTC date of the request).
 
         Each row: the group fields, ``requests``, token sums, ``estimated_requests``,
@@ -174,9 +200,13 @@ class Store:
         group_exprs = [self.day_expr if name == "day" else GROUP_FIELDS[name] for name in by]
         select = [f"{expr} AS g{i}" for i, expr in enumerate(group_exprs)]
         sums = [f"COALESCE(SUM({c}), 0)" for c in SUM_COLUMNS]
-        select += ["COUNT(*)", *sums, "COALESCE(SUM(estimated), 0)",
-                   "COALESCE(SUM(cost_nanos), 0)",
-                   "COALESCE(SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END), 0)"]
+        select += [
+            "COUNT(*)",
+            *sums,
+            "COALESCE(SUM(estimated), 0)",
+            "COALESCE(SUM(cost_nanos), 0)",
+            "COALESCE(SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END), 0)",
+        ]
         where, params = self._where(since_ms, until_ms, filters)
         sql = f"SELECT {', '.join(select)} FROM usage_events{where}"
         if by:
@@ -201,26 +231,47 @@ class Store:
         return out
 
     # -- API keys ------------------------------------------------------------------------
-    def create_key(self, *, org: str, team: str = "", user: str = "",
-                   name: str = "") -> tuple[ApiKey, str]:
+    def create_key(
+        self, *, org: str, team: str = "", user: str = "", name: str = ""
+    ) -> tuple[ApiKey, str]:
         """Create a key; returns the record and the secret, which is shown only once."""
         if not org:
             raise LedgerError("a key needs an org")
         key_id = secrets.token_hex(6)
         secret = f"{KEY_PREFIX}-{key_id}-{secrets.token_urlsafe(24)}"
-        record = ApiKey(key_id, secret[: len(KEY_PREFIX) + 1 + len(key_id) + 5] + "…", name,
-                        org, team, user, int(time.time() * 1000), None)
+        record = ApiKey(
+            key_id,
+            secret[: len(KEY_PREFIX) + 1 + len(key_id) + 5] + "…",
+            name,
+            org,
+            team,
+            user,
+            int(time.time() * 1000),
+            None,
+        )
         with self.transaction() as cur:
-            cur.execute(self._q(
-                "INSERT INTO api_keys (key_id, secret_hash, prefix, name, org, team, user_id,"
-                " created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)"),
-                (key_id, hash_secret(secret), record.prefix, name, org, team, user,
-                 record.created_ms))
+            cur.execute(
+                self._q(
+                    "INSERT INTO api_keys (key_id, secret_hash, prefix, name, org, team, user_id,"
+                    " created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+                ),
+                (
+                    key_id,
+                    hash_secret(secret),
+                    record.prefix,
+                    name,
+                    org,
+                    team,
+                    user,
+                    record.created_ms,
+                ),
+            )
         return record, secret
 
     def list_keys(self, include_revoked: bool = True, team: str | None = None) -> list[ApiKey]:
-        sql = ("SELECT key_id, prefix, name, org, team, user_id, created_ms, revoked_ms "
-               "FROM api_keys")
+        sql = (
+            "SELECT key_id, prefix, name, org, team, user_id, created_ms, revoked_ms FROM api_keys"
+        )
         clauses, params = [], []
         if not include_revoked:
             clauses.append("revoked_ms IS NULL")
@@ -236,14 +287,21 @@ class Store:
     def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; False when no active key has that id."""
         with self.transaction() as cur:
-            cur.execute(self._q("UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? "
-                                "AND revoked_ms IS NULL"), (int(time.time() * 1000), key_id))
+            cur.execute(
+                self._q(
+                    "UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL"
+                ),
+                (int(time.time() * 1000), key_id),
+            )
             return bool(cur.rowcount)
 
     def key_table(self) -> dict[str, Principal | None]:
         """secret hash → principal (None for revoked keys), for the gateway's in-memory cache."""
         with self.transaction() as cur:
-            cur.execute("SELECT secret_hash, key_id, org, team, user_id, name, revoked_ms "
-                        "FROM api_keys")
-            return {h: (None if revoked is not None else Principal(k, o, t, u, n))
-                    for h, k, o, t, u, n, revoked in cur.fetchall()}
+            cur.execute(
+                "SELECT secret_hash, key_id, org, team, user_id, name, revoked_ms FROM api_keys"
+            )
+            return {
+                h: (None if revoked is not None else Principal(k, o, t, u, n))
+                for h, k, o, t, u, n, revoked in cur.fetchall()
+            }

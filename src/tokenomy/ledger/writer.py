@@ -27,8 +27,14 @@ _STOP = object()
 class LedgerWriter:
     """Accepts events on the event loop, writes them to the store from its own thread."""
 
-    def __init__(self, store: Store, journal_dir: str | Path, *, batch_size: int = 500,
-                 flush_interval_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        store: Store,
+        journal_dir: str | Path,
+        *,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.2,
+    ) -> None:
         self.store = store
         self.journal = Journal(journal_dir)
         self.batch_size = batch_size
@@ -49,8 +55,9 @@ class LedgerWriter:
             self.replayed += len(rows)
             path.unlink(missing_ok=True)
         if self.replayed:
-            log.warning("replayed %d usage events from the journal of a previous run",
-                        self.replayed)
+            log.warning(
+                "replayed %d usage events from the journal of a previous run", self.replayed
+            )
         self._thread.start()
 
     def submit(self, event: UsageEvent) -> None:

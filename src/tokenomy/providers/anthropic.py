@@ -21,8 +21,11 @@ class AnthropicAdapter:
         return provider.base_url + "/v1/messages"
 
     def headers(self, provider: Provider, client_headers: Any) -> dict[str, str]:
-        headers = {"Content-Type": "application/json",
-                   "anthropic-version": DEFAULT_VERSION, **provider.headers}
+        headers = {
+            "Content-Type": "application/json",
+            "anthropic-version": DEFAULT_VERSION,
+            **provider.headers,
+        }
         if client_headers is not None:
             for name in ("anthropic-version", "anthropic-beta"):
                 value = client_headers.get(name)
@@ -33,8 +36,9 @@ class AnthropicAdapter:
             headers["x-api-key"] = key
         return headers
 
-    def prepare(self, endpoint: str, body: dict[str, Any], upstream_model: str,
-                stream: bool) -> dict[str, Any]:
+    def prepare(
+        self, endpoint: str, body: dict[str, Any], upstream_model: str, stream: bool
+    ) -> dict[str, Any]:
         body["model"] = upstream_model
         return body
 

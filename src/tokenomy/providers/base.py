@@ -14,8 +14,13 @@ EMBEDDINGS = "embeddings"
 RESPONSES = "responses"
 MESSAGES = "messages"
 
-ENDPOINT_FORMAT = {CHAT: "openai", COMPLETIONS: "openai", EMBEDDINGS: "openai",
-                   RESPONSES: "openai", MESSAGES: "anthropic"}
+ENDPOINT_FORMAT = {
+    CHAT: "openai",
+    COMPLETIONS: "openai",
+    EMBEDDINGS: "openai",
+    RESPONSES: "openai",
+    MESSAGES: "anthropic",
+}
 STREAMABLE = frozenset({CHAT, COMPLETIONS, RESPONSES, MESSAGES})
 
 

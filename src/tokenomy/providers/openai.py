@@ -9,8 +9,12 @@ from tokenomy.metering.usage import openai_usage
 from tokenomy.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES
 from tokenomy.types import Usage
 
-_PATHS = {CHAT: "/chat/completions", COMPLETIONS: "/completions",
-          EMBEDDINGS: "/embeddings", RESPONSES: "/responses"}
+_PATHS = {
+    CHAT: "/chat/completions",
+    COMPLETIONS: "/completions",
+    EMBEDDINGS: "/embeddings",
+    RESPONSES: "/responses",
+}
 
 
 class OpenAIAdapter:
@@ -28,14 +32,17 @@ class OpenAIAdapter:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def prepare(self, endpoint: str, body: dict[str, Any], upstream_model: str,
-                stream: bool) -> dict[str, Any]:
+    def prepare(
+        self, endpoint: str, body: dict[str, Any], upstream_model: str, stream: bool
+    ) -> dict[str, Any]:
         """The upstream body: the deployment's model id, and stream usage always requested."""
         body["model"] = upstream_model
         if stream and endpoint in (CHAT, COMPLETIONS):
             options = body.get("stream_options")
-            body["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                      "include_usage": True}
+            body["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
         return body
 
     def usage(self, endpoint: str, body: dict[str, Any]) -> Usage | None:
