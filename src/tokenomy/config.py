@@ -95,16 +95,20 @@ class PriceSection(_Strict):
         return Decimal(repr(v)) if isinstance(v, float) else v
 
 
+class AlertsSection(_Strict):
+    """Where budget alerts go besides the log: a JSON webhook (Slack, PagerDuty, ...)."""
+
+    webhook_url: str | None = None
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
 class RawConfig(_Strict):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     providers: dict[str, ProviderSection] = Field(default_factory=dict)
     models: list[ModelSection] = Field(default_factory=list)
     prices: dict[str, PriceSection] = Field(default_factory=dict)
     factories: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # Sections owned by other rooms (budgets, routing, ...) are validated there.
-    budgets: list[dict[str, Any]] = Field(default_factory=list)
-    rate_limits: list[dict[str, Any]] = Field(default_factory=list)
-    alerts: dict[str, Any] = Field(default_factory=dict)
+    alerts: AlertsSection = Field(default_factory=lambda: AlertsSection())
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenomy.cli import keys, serve, usage
+from tokenomy.cli import budgets, keys, serve, usage
 
 app = typer.Typer(
     name="tokenomy",
@@ -16,6 +16,8 @@ app = typer.Typer(
 )
 serve.register(app)
 app.add_typer(keys.app, name="keys")
+app.add_typer(budgets.app, name="budgets")
+app.add_typer(budgets.limits_app, name="limits")
 usage.register(app)
 
 try:  # the economics room registers its commands when present

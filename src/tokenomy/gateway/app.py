@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tokenomy.budgets.alerts import AlertSink
+from tokenomy.budgets.engine import BudgetEngine
 from tokenomy.config import Settings
 from tokenomy.errors import NotFound, RequestError
 from tokenomy.gateway import routes
@@ -18,6 +21,7 @@ from tokenomy.gateway.wire_errors import ANTHROPIC, OPENAI, error_response
 from tokenomy.ledger import open_store
 from tokenomy.ledger.store import Store
 from tokenomy.ledger.writer import LedgerWriter
+from tokenomy.metering import tokenizer
 from tokenomy.pricing import PriceBook
 
 log = logging.getLogger("tokenomy.gateway")
@@ -53,7 +57,11 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
         flush_interval_s=settings.gateway.ledger_flush_interval_s,
     )
     keys = KeyCache(store)
-    gateway = Gateway(settings, keys, PriceBook.from_settings(settings), writer)
+    alerts = settings.raw.alerts
+    budgets = BudgetEngine(
+        store, tz=settings.gateway.timezone, alerts=AlertSink(alerts.webhook_url, alerts.timeout_s)
+    )
+    gateway = Gateway(settings, keys, PriceBook.from_settings(settings), writer, budgets)
     app[GATEWAY_KEY] = gateway
     app[STORE_KEY] = store
 
@@ -125,12 +133,16 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         writer.start()
         await keys.start()
+        await budgets.start()
         await gateway.start()
+        # The offline tokenizer loads in ~0.5 s; do it now, off the loop, not on first use.
+        asyncio.get_running_loop().run_in_executor(None, tokenizer.warm_up)
         log.info("ledger %s; %d models", db_url, len(settings.models))
 
     async def on_cleanup(app: web.Application) -> None:
         await keys.stop()
         await gateway.close()
+        await budgets.close()
         writer.close()
         store.close()
 

@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from tokenomy.budgets.engine import BudgetEngine, Demand, Reservation
 from tokenomy.config import Deployment, Settings
 from tokenomy.errors import (
     InternalError,
@@ -31,7 +32,7 @@ from tokenomy.errors import (
 )
 from tokenomy.gateway import relays
 from tokenomy.gateway.auth import KeyCache
-from tokenomy.gateway.requests import response_text, validate_body
+from tokenomy.gateway.requests import cap_output, response_text, validate_body, worst_case_input
 from tokenomy.gateway.wire_errors import (
     ANTHROPIC,
     OPENAI,
@@ -72,6 +73,7 @@ class Call:
     endpoint: str
     body: dict[str, Any] | None = None
     deployment: Deployment | None = None
+    reservation: Reservation | None = None
     recorded: bool = False
 
 
@@ -85,12 +87,18 @@ def _request_id() -> str:
 
 class Gateway:
     def __init__(
-        self, settings: Settings, keys: KeyCache, prices: PriceBook, writer: LedgerWriter
+        self,
+        settings: Settings,
+        keys: KeyCache,
+        prices: PriceBook,
+        writer: LedgerWriter,
+        budgets: BudgetEngine,
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.prices = prices
         self.writer = writer
+        self.budgets = budgets
         self.max_body = settings.gateway.max_body_bytes
         self.session: aiohttp.ClientSession | None = None
         g = settings.gateway
@@ -125,6 +133,8 @@ class Gateway:
         headers = {REQUEST_ID_HEADER: rid}
         try:
             await self._admit(request, call)
+            if self.budgets.active:
+                await self._reserve(call)
             if call.event.stream:
                 return await self._stream(request, call, headers)
             return await self._unary(request, call, headers)
@@ -192,6 +202,23 @@ class Gateway:
             dep.provider.location,
         )
         call.body = body
+
+    async def _reserve(self, call: Call) -> None:
+        """Reserve the request's worst case on every budget and rate limit that applies."""
+        ev = call.event
+        scopes = [f"org:{ev.org}", f"team:{ev.team}", f"user:{ev.user}", f"key:{ev.key_id}"]
+        if ev.agent:
+            scopes.append(f"agent:{ev.agent}")
+        if not self.budgets.applicable(scopes):
+            return
+        body, dep = call.body, call.deployment
+        assert body is not None and dep is not None
+        input_tokens = await worst_case_input(call.endpoint, body)
+        output_tokens = cap_output(call.endpoint, body, self.settings.models[ev.model])
+        cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, ev.ts_ms)
+        call.reservation = await self.budgets.admit(
+            scopes, Demand(cost, input_tokens + output_tokens)
+        )
 
     async def _read_json(self, request: web.Request) -> dict[str, Any]:
         length = request.content_length
@@ -445,6 +472,8 @@ class Gateway:
             return
         call.recorded = True
         ev = call.event
+        if call.reservation is not None:  # every exit path passes here exactly once
+            self.budgets.settle(call.reservation, ev.cost_nanos, ev.usage.total_tokens)
         ev.status = status
         ev.latency_ms = round((time.perf_counter() - call.started) * 1000, 3)
         self.writer.submit(ev)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenomy.config import Model
 from tokenomy.errors import InvalidRequest
+from tokenomy.metering.tokenizer import estimate_input
 from tokenomy.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
 
 
@@ -86,3 +88,41 @@ def response_text(endpoint: str, data: dict[str, Any]) -> str:
                     if isinstance(fn, dict):
                         parts.append(str(fn.get("name", "")) + str(fn.get("arguments", "")))
     return "".join(parts)
+
+
+# When a hard budget applies and the client sets no output cap, the gateway sets this one
+# upstream, so that the reservation really is the worst case.
+DEFAULT_OUTPUT_CAP = 16_384
+# o200k counts differ from other vendors' tokenizers; reserve with a margin.
+_INPUT_MARGIN_NUM, _INPUT_MARGIN_DEN, _INPUT_MARGIN_ADD = 5, 4, 64
+_SMALL_BODY_CHARS = 16_384
+
+
+async def worst_case_input(endpoint: str, body: dict[str, Any]) -> int:
+    """Input tokens to reserve for: the offline count plus a margin for other tokenizers."""
+    import asyncio
+
+    probe = body.get("messages") or body.get("input") or body.get("prompt") or ""
+    if len(str(probe)) <= _SMALL_BODY_CHARS:
+        counted = estimate_input(endpoint, body)
+    else:  # tokenising a long prompt takes milliseconds: keep it off the event loop
+        counted = await asyncio.to_thread(estimate_input, endpoint, body)
+    return -(-counted * _INPUT_MARGIN_NUM // _INPUT_MARGIN_DEN) + _INPUT_MARGIN_ADD
+
+
+def cap_output(endpoint: str, body: dict[str, Any], model: Model) -> int:
+    """Most output the request can produce (x ``n`` choices); sets a cap when none is given."""
+    if endpoint == EMBEDDINGS:
+        return 0
+    names = {
+        CHAT: ("max_completion_tokens", "max_tokens"),
+        COMPLETIONS: ("max_tokens",),
+        RESPONSES: ("max_output_tokens",),
+        MESSAGES: ("max_tokens",),
+    }[endpoint]
+    cap = next((body[n] for n in names if isinstance(body.get(n), int)), None)
+    if cap is None:
+        cap = model.max_output_tokens or DEFAULT_OUTPUT_CAP
+        body[names[0] if endpoint != CHAT else "max_tokens"] = cap
+    n = body.get("n") if endpoint in (CHAT, COMPLETIONS) else 1
+    return int(cap) * (n if isinstance(n, int) and n > 0 else 1)

@@ -132,6 +132,64 @@ COMMON_MIGRATIONS: list[tuple[str, list[str]]] = [
     ("0002_api_keys", [_KEYS_DDL]),
 ]
 
+# Budgets, rate limits and admin keys (same SQL on both dialects).
+BUDGET_MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("0004_budgets", [
+        """CREATE TABLE budgets (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            limit_amount BIGINT NOT NULL,
+            period TEXT NOT NULL,
+            hard SMALLINT NOT NULL,
+            alerts TEXT NOT NULL DEFAULT '',
+            created_ms BIGINT NOT NULL,
+            updated_ms BIGINT NOT NULL,
+            UNIQUE (kind, scope, unit)
+        )""",
+        """CREATE TABLE budget_usage (
+            budget_id TEXT NOT NULL,
+            period_start_ms BIGINT NOT NULL,
+            spent BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (budget_id, period_start_ms)
+        )""",
+        """CREATE TABLE budget_leases (
+            budget_id TEXT NOT NULL,
+            period_start_ms BIGINT NOT NULL,
+            holder TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            heartbeat_ms BIGINT NOT NULL,
+            PRIMARY KEY (budget_id, period_start_ms, holder)
+        )""",
+        """CREATE TABLE budget_alerts (
+            budget_id TEXT NOT NULL,
+            period_start_ms BIGINT NOT NULL,
+            threshold TEXT NOT NULL,
+            fired_ms BIGINT NOT NULL,
+            spent BIGINT NOT NULL,
+            PRIMARY KEY (budget_id, period_start_ms, threshold)
+        )""",
+        """CREATE TABLE budget_audit (
+            ts_ms BIGINT NOT NULL,
+            action TEXT NOT NULL,
+            budget_id TEXT NOT NULL,
+            actor TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX budget_audit_ts ON budget_audit (ts_ms)",
+        """CREATE TABLE admin_keys (
+            key_id TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            team TEXT,
+            created_ms BIGINT NOT NULL,
+            revoked_ms BIGINT
+        )""",
+    ]),
+]
+
 SQLITE_MIGRATIONS: list[tuple[str, list[str]]] = [
     *COMMON_MIGRATIONS,
     # The ledger is append-only: the database itself refuses edits and deletions.
@@ -144,6 +202,7 @@ SQLITE_MIGRATIONS: list[tuple[str, list[str]]] = [
             "BEGIN SELECT RAISE(ABORT, 'usage_events is append-only'); END",
         ],
     ),
+    *BUDGET_MIGRATIONS,
 ]
 
 POSTGRES_MIGRATIONS: list[tuple[str, list[str]]] = [
@@ -157,6 +216,7 @@ POSTGRES_MIGRATIONS: list[tuple[str, list[str]]] = [
             "FOR EACH ROW EXECUTE FUNCTION tokenomy_append_only()",
         ],
     ),
+    *BUDGET_MIGRATIONS,
 ]
 
 Row = tuple[Any, ...]

@@ -1,0 +1,1 @@
+"""Budgets and rate limits that cannot be overspent: scopes, periods, leases, settlement."""

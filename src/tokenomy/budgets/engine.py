@@ -1,0 +1,320 @@
+"""The budget office of one gateway process: admission, reservation, settlement.
+
+Per request: ``admit`` reserves the worst case on every budget and rate limit that applies
+(all or nothing, no ``await`` between the check and the reservation, so concurrent requests
+in this process cannot both pass on the same headroom). Capacity comes from leases granted
+by the shared database (``storage.grant_lease``); a process only ever reserves from what it
+holds, so replicas cannot overspend together. ``settle`` books the actual amount and frees
+the rest exactly once. A background task flushes settled spend, returns unused leases when
+a budget is tight or idle, keeps leases alive, refreshes definitions and fires alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from tokenomy.budgets import storage
+from tokenomy.budgets.alerts import AlertSink
+from tokenomy.budgets.model import RATE_LIMIT, Budget, show_amount
+from tokenomy.budgets.periods import TOTAL_END_MS, period_bounds
+from tokenomy.errors import BudgetExceeded, RateLimited
+from tokenomy.ledger.store import Store
+
+log = logging.getLogger("tokenomy.budgets")
+
+# Lease policy: far from the limit (spare >= TIGHT_FACTOR x need) take 1/LEASE_DIVISOR of
+# the spare headroom; near it, lease exactly the need.
+TIGHT_FACTOR = 64
+LEASE_DIVISOR = 16
+FLUSH_INTERVAL_S = 0.25
+IDLE_RETURN_S = 1.0
+REFRESH_INTERVAL_S = 1.0
+
+
+@dataclass(slots=True)
+class Tracker:
+    """This process's share of one budget in one period."""
+
+    budget: Budget
+    period_start: int
+    period_end: int
+    balance: int = 0  # leased and not reserved (may dip below 0 if actual > reserved)
+    reserved: int = 0  # in-flight reservations
+    pending: int = 0  # settled spend not yet flushed
+    tight: bool = False
+    last_used: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    spent_seen: int = 0  # last ``spent`` read from the database
+    limit_seen: int = 0
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What one request holds; ``settle`` it exactly once."""
+
+    holds: list[tuple[Tracker, int]]
+    settled: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.holds
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """The worst case of one request in each unit (None: no known price)."""
+
+    usd_nanos: int | None
+    tokens: int
+    requests: int = 1
+
+    def of(self, unit: str) -> int | None:
+        if unit == "usd":
+            return self.usd_nanos
+        return self.tokens if unit == "tokens" else self.requests
+
+
+class BudgetEngine:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        tz: str = "UTC",
+        alerts: AlertSink | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.store = store
+        self.tz = tz
+        self.alerts = alerts
+        self.holder = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
+        self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._budgets: dict[str, list[Budget]] = {}  # scope → budgets and limits on it
+        self._trackers: dict[tuple[str, int], Tracker] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._last_refresh = 0.0
+        self.active = False  # any budget at all? (skip all work when not)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._loop(), name="tokenomy-budgets")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush(return_all=True)
+
+    async def refresh(self) -> None:
+        budgets = await asyncio.to_thread(storage.list_budgets, self.store)
+        by_scope: dict[str, list[Budget]] = {}
+        for b in budgets:
+            by_scope.setdefault(b.scope, []).append(b)
+        self._budgets = by_scope
+        self.active = bool(budgets)
+        live = {b.id: b for b in budgets}
+        for key, t in list(self._trackers.items()):
+            b = live.get(t.budget.id)
+            if b is None:
+                if t.reserved == 0:
+                    del self._trackers[key]
+            elif b != t.budget:
+                t.budget = b
+        self._last_refresh = time.monotonic()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            try:
+                await self.flush()
+                if time.monotonic() - self._last_refresh >= REFRESH_INTERVAL_S:
+                    await self.refresh()
+            except Exception as exc:  # keep enforcing with what we hold
+                log.error("budget flush/refresh failed: %s", exc)
+
+    # -- admission -----------------------------------------------------------------------
+    def applicable(self, scopes: list[str]) -> list[Budget]:
+        out: list[Budget] = []
+        for scope in scopes:
+            found = self._budgets.get(scope)
+            if found:
+                out.extend(found)
+        return out
+
+    def _tracker(self, b: Budget, now_ms: int) -> Tracker:
+        start, end = period_bounds(b.period, now_ms, self.tz)
+        key = (b.id, start)
+        t = self._trackers.get(key)
+        if t is None:
+            t = self._trackers[key] = Tracker(b, start, end, limit_seen=b.limit)
+        return t
+
+    async def admit(self, scopes: list[str], demand: Demand) -> Reservation:
+        """Reserve ``demand`` on every applicable hard budget and rate limit, or refuse."""
+        if not self.active:
+            return Reservation([])
+        budgets = self.applicable(scopes)
+        if not budgets:
+            return Reservation([])
+        now = self._clock()
+        needs: list[tuple[Tracker, int]] = []
+        for b in budgets:
+            t = self._tracker(b, now)
+            need = demand.of(b.unit)
+            if not b.hard:
+                needs.append((t, 0))  # soft: track spend only, never refuse
+                continue
+            if need is None:
+                raise BudgetExceeded(
+                    f"The {b.label} is counted in USD, but this model has no known price, so "
+                    "the request cannot be admitted. Configure a [prices.ID] for it."
+                )
+            needs.append((t, need))
+        for _attempt in range(4):
+            short = [(t, n) for t, n in needs if n > t.balance]
+            if not short:
+                for t, n in needs:  # no await since the check: all or nothing
+                    t.balance -= n
+                    t.reserved += n
+                    t.last_used = time.monotonic()
+                return Reservation(needs)
+            for t, n in short:
+                if not await self._lease(t, n):
+                    raise self._refusal(t, n)
+        t, n = short[0]
+        raise self._refusal(t, n)
+
+    async def _lease(self, t: Tracker, need: int) -> bool:
+        async with t.lock:  # one grant at a time per budget; others wait and re-check
+            if t.balance >= need:
+                return True
+            grant = await asyncio.to_thread(
+                storage.grant_lease,
+                self.store,
+                t.budget.id,
+                t.period_start,
+                self.holder,
+                need - t.balance,
+                tight_factor=TIGHT_FACTOR,
+                lease_divisor=LEASE_DIVISOR,
+            )
+            if grant is None:
+                return False
+            t.spent_seen, t.limit_seen = grant.spent, grant.limit
+            if grant.granted == 0:
+                t.tight = True
+                return False
+            t.balance += grant.granted
+            t.tight = grant.available < TIGHT_FACTOR * need
+            return True
+
+    def _refusal(self, t: Tracker, need: int) -> BudgetExceeded | RateLimited:
+        b = t.budget
+        reset = (
+            "never (total budget)"
+            if t.period_end >= TOTAL_END_MS
+            else (
+                datetime.fromtimestamp(t.period_end / 1000, UTC).isoformat().replace("+00:00", "Z")
+            )
+        )
+        if b.kind == RATE_LIMIT:
+            retry = max(1, math.ceil((t.period_end - self._clock()) / 1000))
+            return RateLimited(
+                f"Rate limit reached for {b.scope}: {show_amount(b.unit, b.limit)} per minute. "
+                f"Retry after {retry} s.",
+                headers={"retry-after": str(retry)},
+            )
+        return BudgetExceeded(
+            f"Budget exceeded for {b.scope}: limit {show_amount(b.unit, t.limit_seen)} per "
+            f"{b.period}, spent {show_amount(b.unit, t.spent_seen)}, this request needs up to "
+            f"{show_amount(b.unit, need)}; resets {reset}."
+        )
+
+    # -- settlement ----------------------------------------------------------------------
+    def settle(
+        self, res: Reservation, usd_nanos: int | None, tokens: int, requests: int = 1
+    ) -> None:
+        """Book the actual amounts and release the rest of the reservation (exactly once)."""
+        if res.settled:
+            return
+        res.settled = True
+        for t, held in res.holds:
+            unit = t.budget.unit
+            if unit == "usd":
+                actual = usd_nanos if usd_nanos is not None else held
+            else:
+                actual = tokens if unit == "tokens" else requests
+            t.reserved -= held
+            if t.budget.hard:
+                t.balance += held - actual
+            t.pending += actual
+            t.last_used = time.monotonic()
+
+    # -- background ----------------------------------------------------------------------
+    async def flush(self, return_all: bool = False) -> None:
+        """Book pending spend; hand back leases that are tight, idle or from old periods."""
+        now_ms = self._clock()
+        idle_before = time.monotonic() - IDLE_RETURN_S
+        items: list[storage.Settlement] = []
+        touched: list[Tracker] = []
+        for key, t in list(self._trackers.items()):
+            expired = t.period_end <= now_ms
+            give_back = 0
+            if (
+                t.budget.hard
+                and t.balance > 0
+                and (
+                    return_all
+                    or t.tight
+                    or expired
+                    or (t.reserved == 0 and t.last_used < idle_before)
+                )
+            ):
+                give_back = t.balance
+            if t.pending or give_back:
+                items.append(storage.Settlement(t.budget.id, t.period_start, t.pending, give_back))
+                touched.append(t)
+                t.pending = 0
+                t.balance -= give_back
+            if expired and t.reserved == 0 and t.balance <= 0 and t.pending == 0:
+                del self._trackers[key]
+        if not items and not self._trackers:
+            return
+        try:
+            spent = await asyncio.to_thread(storage.flush, self.store, self.holder, items)
+        except Exception:
+            for t, s in zip(touched, items, strict=True):  # keep them for the next try
+                t.pending += s.spent_delta
+                t.balance += s.returned
+            raise
+        for t in touched:
+            t.spent_seen = spent.get((t.budget.id, t.period_start), t.spent_seen)
+            if self.alerts is not None and t.budget.alerts:
+                await self._check_alerts(t)
+
+    async def _check_alerts(self, t: Tracker) -> None:
+        b = t.budget
+        if b.limit <= 0:
+            return
+        ratio = Decimal(t.spent_seen) / Decimal(b.limit)
+        for threshold in b.alerts:
+            if ratio >= threshold:
+                first = await asyncio.to_thread(
+                    storage.record_alert, self.store, b.id, t.period_start, threshold, t.spent_seen
+                )
+                if first and self.alerts is not None:
+                    await self.alerts.fire(b, threshold, t.spent_seen, t.period_start, t.period_end)
+
+    # -- introspection -------------------------------------------------------------------
+    def local_reserved(self) -> int:
+        return sum(t.reserved for t in self._trackers.values())
