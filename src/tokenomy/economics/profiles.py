@@ -115,8 +115,9 @@ class FactoryProfile:
                          "source": f"catalog: {self.label}"})
         for key, unit in units.items():
             value = getattr(self, key)
-            if value is None:
-                continue
+            if value is None or (self.rent_per_hour is not None
+                                 and key in ("life_years", "cost_of_capital")):
+                continue  # amortization inputs mean nothing for a rented GPU
             rows.append({"name": key, "value": value, "unit": unit,
                          "source": self.sources.get(key, "")})
         if self.rent_per_hour is not None:
