@@ -189,7 +189,7 @@ def test_factory_token_prices_for_the_gateway() -> None:
     settings = parse_config({"factories": {
         "rented": {"rent_per_hour": 1.3, "throughput": 1000},
         "closet": {"gpu": "rtx-4090-ws", "throughput": 40, "input_cost_ratio": 0.2,
-                   "input_share": 0.9},
+                   "throughput_input_share": 0.9},
     }})
     prices = factory_token_prices(settings.factories)
     assert set(prices) == {"rented", "closet"}

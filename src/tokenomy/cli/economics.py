@@ -419,10 +419,10 @@ def breakeven_cmd(
             filters = {k: v for k, v in (("team", team), ("model", model), ("org", org)) if v}
             demand = _ledger_demand(db, filters, days)
         elif demand_mtok is not None:
-            share = input_share if input_share is not None else profile.input_share
+            share = input_share if input_share is not None else profile.throughput_input_share
             demand = Demand(demand_mtok, share, "flag --demand-mtok")
         share = input_share if input_share is not None else (
-            demand.input_share if demand else profile.input_share)
+            demand.input_share if demand else profile.throughput_input_share)
         if api_model is not None and api_price is None:
             api = catalog_api_price(api_model, share)
         elif api_price is not None and api_model is None:
@@ -565,13 +565,15 @@ def _forecast_row(fc: Any, fields: list[str]) -> dict[str, Any]:
 
 def _budget_flags(store: Any, today: date, history: int, level: float, fit: str
                   ) -> tuple[list[Any], list[str]]:
-    """Budgets from the store if it has them; each forecast on its own scope and unit."""
-    if not hasattr(store, "list_budgets"):
-        return [], ["budgets: this ledger has no budgets yet; exhaustion flags skipped"]
+    """Budgets from the budgets room (or ``store.list_budgets()``); each forecast on its own
+    scope and unit, then projected to the end of its period."""
+    records = _budget_records(store, today)
+    if records is None:
+        return [], ["budgets: this ledger has no budgets; exhaustion flags skipped"]
     flags: list[Any] = []
     notes: list[str] = []
     start, end = today - timedelta(days=history), today - timedelta(days=1)
-    for record in store.list_budgets():
+    for record in records:
         try:
             budget = budget_from_record(record)
             if budget.period_end < today:
@@ -585,9 +587,22 @@ def _budget_flags(store: Any, today: date, history: int, level: float, fit: str
             fc = forecast_series(series[0], metric, 0, level, fit)  # type: ignore[arg-type]
             flags.append(project_budget(budget, fc, today))
         except (ValueError, LedgerError) as exc:
-            notes.append(f"budget {getattr(record, 'name', record)!s}: skipped ({exc})")
+            label = record.get("scope") if isinstance(record, dict) else record
+            notes.append(f"budget {label}: skipped ({exc})")
     flags.sort(key=lambda f: (not f.runs_out, not f.may_run_out, f.exhausted_on or date.max))
     return flags, notes
+
+
+def _budget_records(store: Any, today: date) -> list[Any] | None:
+    try:
+        from tokenomy.budgets.report import budget_rows
+    except ImportError:  # pragma: no cover - the budgets room is part of the package
+        budget_rows = None
+    if budget_rows is not None:
+        return [r for r in budget_rows(store, kind="budget", now_ms=_ms(today))]
+    if hasattr(store, "list_budgets"):
+        return list(store.list_budgets())
+    return None
 
 
 def _parse_where(items: list[str] | None) -> dict[str, str]:

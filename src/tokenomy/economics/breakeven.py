@@ -11,7 +11,7 @@ Model (monthly; a month is 730 hours, 8,760 / 12):
 
 The box draws its average power whether busy or not (power is a fixed cost here). Demand
 beyond the box's capacity stays on the cloud API in both cases. The mix factor converts
-the throughput measured at the profile's ``input_share`` to the demand's input share,
+the throughput measured at the profile's ``throughput_input_share`` to the demand's input share,
 since an input (prefill) token costs ``input_cost_ratio`` of an output token.
 """
 
@@ -174,8 +174,11 @@ def breakeven(profile: FactoryProfile, api: ApiPrice, demand: Demand | None = No
     if api.blended_per_mtok <= 0:
         raise ValueError(f"api_price: must be > 0 (got {api.blended_per_mtok})")
     share = input_share
+    if share is None and demand is not None:
+        share = demand.input_share
     if share is None:
-        share = demand.input_share if demand else (api.input_share or profile.input_share)
+        share = api.input_share if api.input_share is not None else \
+            profile.throughput_input_share
     cost = factory_cost(profile)
     gpus = Decimal(profile.gpus)
     fixed = cost.cost_per_hour * HOURS_PER_MONTH

@@ -55,7 +55,7 @@ class Catalog:
 # Profile fields a catalog entry may set; anything else in an entry is hardware description.
 _PROFILE_FIELDS = ("capex", "rent_per_hour", "life_years", "cost_of_capital", "power_kw",
                    "avg_draw", "pue", "electricity", "ops_per_year", "utilization",
-                   "input_cost_ratio", "input_share", "throughput")
+                   "input_cost_ratio", "throughput_input_share", "throughput")
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:

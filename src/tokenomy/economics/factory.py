@@ -109,7 +109,8 @@ def factory_cost(profile: FactoryProfile) -> FactoryCost:
     if p.throughput is not None:
         tokens_per_hour = p.throughput * SECONDS_PER_HOUR * p.utilization * gpus
         cost_per_mtok = total / (tokens_per_hour / MILLION)
-        in_mtok, out_mtok = split_input_output(cost_per_mtok, p.input_cost_ratio, p.input_share)
+        in_mtok, out_mtok = split_input_output(cost_per_mtok, p.input_cost_ratio,
+                                                  p.throughput_input_share)
         if all_in_kw > 0:
             per_mw = p.throughput * 1000 / all_in_kw
             joules = all_in_kw * 1000 / p.throughput
@@ -138,7 +139,7 @@ def mix_capacity_factor(profile: FactoryProfile, input_share: Decimal) -> Decima
     ``input_cost_ratio``); an input-heavy mix therefore yields more tokens per second.
     """
     k = profile.input_cost_ratio
-    measured = profile.input_share * k + (1 - profile.input_share)
+    measured = profile.throughput_input_share * k + (1 - profile.throughput_input_share)
     wanted = input_share * k + (1 - input_share)
     return measured / wanted
 

@@ -329,7 +329,7 @@ class Budget:
     unit: Literal["usd", "tokens"]
     limit: Decimal
     spent: Decimal
-    period_start: date
+    period_start: date | None
     period_end: date
     name: str = ""
 
@@ -349,7 +349,7 @@ class BudgetFlag:
         """JSON-ready row."""
         b = self.budget
         return {
-            "budget": b.name or ", ".join(f"{k}={v}" for k, v in b.scope.items()) or "all",
+            "budget": b.name or ", ".join(f"{k}:{v}" for k, v in b.scope.items()) or "all",
             "unit": b.unit, "limit": b.limit, "spent": b.spent,
             "period_end": b.period_end.isoformat(),
             "projected_total": self.projected_total, "projected_high": self.projected_high,
@@ -359,8 +359,10 @@ class BudgetFlag:
 
 
 def project_budget(budget: Budget, fc: SeriesForecast, today: date) -> BudgetFlag:
-    """Spent so far plus the forecast of each remaining day after ``today`` to period end.
+    """Spent so far plus the forecast of each day from ``today`` to the period's last day.
 
+    ``today`` is counted whole: the history behind ``fc`` ends the day before, and what
+    was spent of today already is small next to a day's forecast (the flag errs early).
     ``fc`` must be the forecast of the budget's scope in the budget's unit.
     """
     if fc.unit != budget.unit:
@@ -369,7 +371,7 @@ def project_budget(budget: Budget, fc: SeriesForecast, today: date) -> BudgetFla
         return BudgetFlag(budget, budget.spent, budget.spent, today, True, True)
     total = high = budget.spent
     exhausted: date | None = None
-    day = today + timedelta(days=1)
+    day = today
     while day <= budget.period_end:
         point, _low, upper = fc.predict(day)
         total += point
@@ -395,6 +397,12 @@ def budget_from_record(record: Any) -> Budget:
     Accepts ``scope`` as a mapping or ``"team:research"`` / ``"team=research"`` text (or
     ``scope_kind`` + ``scope_value``), ``unit`` usd|tokens, ``limit`` and ``spent`` numbers,
     ``period_start`` / ``period_end`` as dates, datetimes, ISO text or epoch milliseconds.
+    A ``period_end`` with a time of day is the exclusive end instant of the period (as
+    ``tokenomy.budgets.report`` gives it: ``2026-12-01T00:00:00Z``); a bare date is the
+    last day inside the period.
+
+    Raises:
+        ValueError: the record cannot be read (the caller skips it with a note).
     """
     def get(name: str, default: Any = None) -> Any:
         if isinstance(record, Mapping):
@@ -418,11 +426,15 @@ def budget_from_record(record: Any) -> Budget:
         scope = {}
     unit = str(get("unit", "usd")).lower()
     if unit not in ("usd", "tokens"):
-        raise ValueError(f"unit: 'usd' or 'tokens', got {unit!r}")
+        raise ValueError(f"unit: only usd and tokens budgets are forecast, not {unit!r}")
+    start = get("period_start")
+    end = get("period_end")
+    if end is None:
+        raise ValueError("period_end: none (a budget that never resets)")
     return Budget(scope=scope, unit=unit,  # type: ignore[arg-type]
                   limit=_dec(get("limit"), "limit"), spent=_dec(get("spent", 0), "spent"),
-                  period_start=_day(get("period_start"), "period_start"),
-                  period_end=_day(get("period_end"), "period_end"),
+                  period_start=None if start is None else _day(start, "period_start"),
+                  period_end=_day(end, "period_end", exclusive_instant=True),
                   name=str(get("name", "") or get("id", "") or ""))
 
 
@@ -432,13 +444,22 @@ def _dec(value: Any, name: str) -> Decimal:
     return to_decimal(value, name)
 
 
-def _day(value: Any, name: str) -> date:
+def _day(value: Any, name: str, exclusive_instant: bool = False) -> date:
+    # An instant (datetime, ISO time, epoch ms) that ends a period is exclusive: the last
+    # day inside is the day of the millisecond before it.
+    back = timedelta(milliseconds=1) if exclusive_instant else timedelta(0)
     if isinstance(value, datetime):
-        return value.date()
+        return (value - back).date()
     if isinstance(value, date):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC).date()
+        return (datetime.fromtimestamp(value / 1000, tz=UTC) - back).date()
     if isinstance(value, str):
-        return date.fromisoformat(value[:10])
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            if len(text) <= 10:
+                return date.fromisoformat(text)
+            return (datetime.fromisoformat(text) - back).date()
+        except ValueError:
+            raise ValueError(f"{name}: expected an ISO date, got {value!r}") from None
     raise ValueError(f"{name}: expected a date, got {value!r}")

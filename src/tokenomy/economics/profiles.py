@@ -58,7 +58,7 @@ NUMERIC_FIELDS: dict[str, _Rule] = {
     "utilization": _Rule(_ZERO, True, _ONE, "fraction of hours spent serving at throughput"),
     "input_cost_ratio": _Rule(_ZERO, True, Decimal(10),
                               "cost of an input (prefill) token relative to an output token"),
-    "input_share": _Rule(_ZERO, False, _ONE,
+    "throughput_input_share": _Rule(_ZERO, False, _ONE,
                          "share of input tokens in the workload the throughput was measured on"),
 }
 #: Every key a ``[factories.NAME]`` table may contain.
@@ -91,7 +91,7 @@ class FactoryProfile:
     utilization: Decimal
     gpus: int
     input_cost_ratio: Decimal
-    input_share: Decimal
+    throughput_input_share: Decimal
     peak_flops: dict[str, Decimal] = field(default_factory=dict)
     reference_tco_per_hour: Decimal | None = None
     reference_all_in_kw: Decimal | None = None
@@ -109,7 +109,8 @@ class FactoryProfile:
                  "cost_of_capital": "1/year", "power_kw": "kW/GPU", "avg_draw": "fraction",
                  "pue": "ratio", "electricity": "USD/kWh", "ops_per_year": "USD/GPU-year",
                  "throughput": "tokens/s/GPU", "utilization": "fraction", "gpus": "GPUs",
-                 "input_cost_ratio": "ratio", "input_share": "fraction"}
+                 "input_cost_ratio": "ratio",
+                 "throughput_input_share": "fraction"}
         if self.gpu:
             rows.append({"name": "gpu", "value": self.gpu, "unit": "",
                          "source": f"catalog: {self.label}"})
@@ -217,7 +218,8 @@ def build_profile(name: str, layers: Sequence[tuple[Mapping[str, Any], str]] = (
         power_kw=values["power_kw"], avg_draw=values["avg_draw"], pue=values["pue"],
         electricity=values["electricity"], ops_per_year=values["ops_per_year"],
         throughput=values.get("throughput"), utilization=values["utilization"], gpus=gpus,
-        input_cost_ratio=values["input_cost_ratio"], input_share=values["input_share"],
+        input_cost_ratio=values["input_cost_ratio"],
+        throughput_input_share=values["throughput_input_share"],
         peak_flops=dict(spec.peak_flops) if spec else {},
         reference_tco_per_hour=spec.reference_tco_per_hour if spec else None,
         reference_all_in_kw=spec.all_in_kw if spec else None,
