@@ -1,0 +1,545 @@
+"""Shared machinery of the fake upstreams: server lifecycle, recording, scenarios, faults.
+
+A scenario is selected per request, from (1) the request's model id — ``"fake-<name>"``,
+several joined with ``+`` (``"fake-slow-0.2s+no-usage"``) — (2) the server's
+``next_scenario`` queue (one entry per request, popped first-come) and (3) the server's
+``scenario`` default. All three are merged. Unknown names raise ``ValueError`` in the
+test that set them, so a typo cannot silently test the happy path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+__all__ = [
+    "FakeServer",
+    "FakeUsage",
+    "RecordedRequest",
+    "Scenario",
+    "refused_url",
+    "unused_port",
+]
+
+_DURATION = re.compile(r"^(slow|stall)-(\d+(?:\.\d+)?)(ms|s)$")
+_ERROR = re.compile(r"^error-(\d{3})$")
+_FLAGS = {
+    "drop-mid-stream",
+    "error-mid-stream",
+    "no-usage",
+    "usage-with-choices",
+    "malformed-json",
+    "tool-call",
+}
+
+
+@dataclass(slots=True)
+class Scenario:
+    """What a request should experience; built from scenario names.
+
+    Names:
+        ``error-<status>``: answer with the provider's real error JSON and that status.
+        ``slow-<n>s`` / ``slow-<n>ms``: wait before sending the response headers.
+        ``stall-<n>s``: send the first part of the body, then wait, then the rest.
+        ``drop-mid-stream``: close the connection half-way through the body.
+        ``error-mid-stream``: a stream that turns into the provider's in-stream error.
+        ``no-usage``: never report usage (like a local server).
+        ``usage-with-choices``: OpenAI stream usage in the finish_reason chunk.
+        ``malformed-json``: a broken JSON body, or one broken event mid-stream.
+        ``tool-call``: answer with a call of the request's first (or chosen) tool.
+    """
+
+    names: tuple[str, ...] = ()
+    error_status: int | None = None
+    slow_s: float = 0.0
+    stall_s: float = 0.0
+    flags: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, names: Iterable[str]) -> Scenario:
+        """Build a scenario from names (``ValueError`` on an unknown name)."""
+        kept: list[str] = []
+        error_status, slow, stall = None, 0.0, 0.0
+        flags: set[str] = set()
+        for raw in names:
+            for name in raw.split("+"):
+                name = name.strip()
+                if not name:
+                    continue
+                kept.append(name)
+                if m := _ERROR.match(name):
+                    error_status = int(m.group(1))
+                elif m := _DURATION.match(name):
+                    secs = float(m.group(2)) / (1000.0 if m.group(3) == "ms" else 1.0)
+                    if m.group(1) == "slow":
+                        slow = secs
+                    else:
+                        stall = secs
+                elif name in _FLAGS:
+                    flags.add(name)
+                else:
+                    raise ValueError(f"unknown fake scenario {name!r}")
+        return cls(tuple(kept), error_status, slow, stall, frozenset(flags))
+
+    def has(self, flag: str) -> bool:
+        """True if the flag scenario ``flag`` is selected."""
+        return flag in self.flags
+
+
+@dataclass(slots=True)
+class FakeUsage:
+    """Usage the fakes report, in tokenomy's convention (input includes cache parts).
+
+    ``None`` means derived from the traffic: input = words of the request text (+ the
+    cache parts), output = words of the reply (+ ``reasoning_tokens``). One word of the
+    deterministic reply is one streamed chunk and one "token".
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def resolve(self, request_words: int, reply_words: int) -> ResolvedUsage:
+        """Fix the numbers for one request."""
+        inp = self.input_tokens
+        if inp is None:
+            inp = request_words + self.cached_tokens + self.cache_write_tokens
+        out = self.output_tokens
+        if out is None:
+            out = reply_words + self.reasoning_tokens
+        if self.cached_tokens + self.cache_write_tokens > inp:
+            raise ValueError("FakeUsage: cache parts exceed input_tokens")
+        if self.cache_write_1h_tokens > self.cache_write_tokens:
+            raise ValueError("FakeUsage: cache_write_1h_tokens exceeds cache_write_tokens")
+        return ResolvedUsage(
+            inp,
+            out,
+            self.cached_tokens,
+            self.cache_write_tokens,
+            self.cache_write_1h_tokens,
+            min(self.reasoning_tokens, out),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedUsage:
+    """The exact numbers of one reply (tokenomy convention)."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    reasoning_tokens: int
+
+
+@dataclass(slots=True)
+class RecordedRequest:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: CIMultiDict[str]
+    body: bytes
+    json: Any = None
+    scenario: Scenario = field(default_factory=Scenario)
+
+
+def unused_port() -> int:
+    """A loopback port nobody listens on (connecting to it is refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def refused_url(path: str = "/v1") -> str:
+    """A base URL whose connections are refused, for connection-error tests."""
+    return f"http://127.0.0.1:{unused_port()}{path}"
+
+
+def words_of(text: str) -> list[str]:
+    """Whitespace-separated words: the fakes' notion of a token."""
+    return text.split()
+
+
+def stable_id(prefix: str, seed: str, n: int = 24) -> str:
+    """A deterministic id such as ``chatcmpl-3f2a…`` derived from the request."""
+    return prefix + hashlib.sha256(seed.encode()).hexdigest()[:n]
+
+
+def sse(event: str | None, data: Any) -> bytes:
+    """One server-sent event (``data`` is JSON-encoded unless already bytes)."""
+    payload = data if isinstance(data, bytes) else orjson.dumps(data)
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + payload + b"\n\n"
+
+
+Handler = Callable[[web.Request, RecordedRequest], Awaitable[web.StreamResponse]]
+
+
+class FakeServer:
+    """An aiohttp server on 127.0.0.1 with recording and scenario selection.
+
+    Use as ``async with FakeX() as up: ...``; ``up.url`` is ``http://127.0.0.1:<port>``.
+
+    Attributes:
+        requests: Every request received, in order (not kept in ``fast`` mode).
+        next_scenario: Queue of scenario names; each request pops one (if any).
+        scenario: Scenario names applied to every request.
+        usage: The :class:`FakeUsage` reported (mutable between requests).
+        reply_text: Fixed reply text instead of the derived one (``None``: derived).
+        api_key: If set, only this key is accepted; otherwise any non-empty key is.
+        created: The fixed ``created`` timestamp of every object (deterministic bodies).
+    """
+
+    provider = "fake"
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        api_key: str | None = None,
+        scenario: str | Iterable[str] = (),
+        usage: FakeUsage | None = None,
+        reply_text: str | None = None,
+        fast: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.scenario: list[str] = [scenario] if isinstance(scenario, str) else list(scenario)
+        self.next_scenario: deque[str] = deque()
+        self.usage = usage or FakeUsage()
+        self.reply_text = reply_text
+        self.fast = fast
+        self.requests: list[RecordedRequest] = []
+        self.created = 1_764_300_000
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        """Root URL, ``http://127.0.0.1:<port>``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The base URL the provider's official SDK expects."""
+        return self.url
+
+    def routes(self) -> list[web.RouteDef]:  # pragma: no cover - overridden
+        """The provider's routes."""
+        raise NotImplementedError
+
+    async def start(self) -> Self:
+        """Bind and start serving (port 0 picks a free port)."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.add_routes(self.routes())
+        # handler_cancellation: a client that gives up (timeout tests) cancels the
+        # handler instead of leaving it sleeping; a short shutdown keeps teardown fast.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            self.port = int(sock.getsockname()[1])
+            await web.SockSite(runner, sock).start()
+        except BaseException:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        return self
+
+    async def stop(self) -> None:
+        """Stop serving and close every connection."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ recording
+
+    @property
+    def last(self) -> RecordedRequest:
+        """The most recent request (``IndexError`` if none)."""
+        return self.requests[-1]
+
+    def clear(self) -> None:
+        """Forget recorded requests and queued scenarios."""
+        self.requests.clear()
+        self.next_scenario.clear()
+
+    async def _record(self, request: web.Request, body: bytes | None) -> RecordedRequest:
+        if body is None:
+            body = await request.read()
+        parsed: Any = None
+        if body:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                parsed = orjson.loads(body)
+        rec = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=CIMultiDict(request.headers),
+            body=body,
+            json=parsed,
+        )
+        names = list(self.scenario)
+        if self.next_scenario:
+            names.append(self.next_scenario.popleft())
+        model = parsed.get("model") if isinstance(parsed, dict) else None
+        if isinstance(model, str) and model.startswith("fake-"):
+            names.append(model[5:])
+        rec.scenario = Scenario.parse(names)
+        self.requests.append(rec)
+        return rec
+
+    def handler(self, fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Wrap a route handler ``fn(request, recorded)`` with :meth:`dispatch`."""
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            return await self.dispatch(request, fn)
+
+        return wrapped
+
+    async def dispatch(
+        self, request: web.Request, fn: Handler, body: bytes | None = None
+    ) -> web.StreamResponse:
+        """Record, then apply slow/auth/error scenarios, then call ``fn``.
+
+        Args:
+            request: The aiohttp request.
+            fn: The endpoint's implementation.
+            body: The body if the caller already read it (fast mode).
+        """
+        rec = await self._record(request, body)
+        scn = rec.scenario
+        if scn.slow_s:
+            await asyncio.sleep(scn.slow_s)
+        denied = self.check_auth(request)
+        if denied is not None:
+            return denied
+        if scn.error_status is not None:
+            return self.error_response(scn.error_status)
+        return await fn(request, rec)
+
+    # ------------------------------------------------------------ provider specifics
+
+    def check_auth(self, request: web.Request) -> web.Response | None:  # pragma: no cover
+        """Return the provider's auth error response, or ``None`` if allowed."""
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
+        """The provider's error JSON for ``status``."""
+        raise NotImplementedError  # pragma: no cover
+
+    def error_headers(self) -> dict[str, str]:
+        """Headers sent with every error (request id)."""
+        return {}
+
+    def error_response(self, status: int, message: str | None = None) -> web.Response:
+        """The provider's real error JSON for ``status``."""
+        headers = self.error_headers()
+        if status == 429:
+            headers["retry-after"] = "0"
+        return web.Response(
+            status=status,
+            body=orjson.dumps(self.error_body(status, message)),
+            content_type="application/json",
+            headers=headers,
+        )
+
+    # ------------------------------------------------------------------ body helpers
+
+    def reply_words(self, prompt_words: list[str], limit: int | None) -> tuple[list[str], bool]:
+        """Deterministic reply words and whether ``limit`` (max tokens) cut them."""
+        if self.reply_text is not None:
+            words = words_of(self.reply_text)
+        elif prompt_words:
+            words = ["This", "is", "a", "fake", "reply", "to:", *prompt_words[-16:]]
+        else:
+            words = ["This", "is", "a", "fake", "reply."]
+        if limit is not None and 0 < limit < len(words):
+            return words[:limit], True
+        return words, False
+
+    @staticmethod
+    def join_words(words: list[str]) -> list[str]:
+        """Stream pieces: each word after the first carries its leading space."""
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+    def now(self) -> int:
+        """The fixed ``created`` timestamp (deterministic bodies)."""
+        return self.created
+
+    @staticmethod
+    def elapsed_ms(start: float) -> str:
+        """Processing time header value."""
+        return str(int((time.perf_counter() - start) * 1000))
+
+    # ------------------------------------------------------------------ stream faults
+
+    async def stream_events(
+        self,
+        request: web.Request,
+        rec: RecordedRequest,
+        events: list[bytes],
+        *,
+        headers: dict[str, str],
+        error_event: bytes | None = None,
+    ) -> web.StreamResponse:
+        """Send ``events`` as an SSE body, applying the stream scenarios."""
+        scn = rec.scenario
+        resp = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                **headers,
+            },
+        )
+        await resp.prepare(request)
+        half = max(1, len(events) // 2)
+        if scn.has("malformed-json"):
+            events = [*events[:half], b'data: {"id": "broken", "choices": [\n\n', *events[half:]]
+        if scn.has("error-mid-stream") and error_event is not None:
+            events = [*events[:half], error_event]
+        for i, ev in enumerate(events):
+            if i == half:
+                if scn.stall_s:
+                    await asyncio.sleep(scn.stall_s)
+                if scn.has("drop-mid-stream"):
+                    await self.drop(request)
+            await resp.write(ev)
+        await resp.write_eof()
+        return resp
+
+    async def send_json(
+        self, request: web.Request, rec: RecordedRequest, body: Any, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Send a JSON body, applying the non-stream scenarios."""
+        scn = rec.scenario
+        raw = orjson.dumps(body)
+        if scn.has("malformed-json"):
+            raw = raw[: len(raw) // 2]
+        if not (scn.stall_s or scn.has("drop-mid-stream")):
+            return web.Response(body=raw, content_type="application/json", headers=headers)
+        resp = web.StreamResponse(
+            status=200, headers={"Content-Type": "application/json", **headers}
+        )
+        resp.content_length = len(raw)
+        await resp.prepare(request)
+        await resp.write(raw[: len(raw) // 2])
+        if scn.stall_s:
+            await asyncio.sleep(scn.stall_s)
+        if scn.has("drop-mid-stream"):
+            await self.drop(request)
+        await resp.write(raw[len(raw) // 2 :])
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    async def drop(request: web.Request) -> None:
+        """Close the connection now, without finishing the body (never returns)."""
+        transport = request.transport
+        if transport is not None:
+            transport.close()  # flushes what was written, then FIN: a truncated body
+        # Leave the handler without aiohttp trying to finish the (closed) response.
+        raise asyncio.CancelledError
+
+
+def serve_forever(server: FakeServer) -> None:
+    """Run ``server`` in this process until interrupted (for ``python -m`` use)."""
+
+    async def run() -> None:
+        await server.start()
+        print(f"{type(server).__name__} listening on {server.url}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        try:
+            import uvloop  # optional, faster: the benchmark measures the gateway, not us
+        except ImportError:  # pragma: no cover
+            asyncio.run(run())
+        else:
+            uvloop.run(run())
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
+
+
+def schema_arguments(schema: Any, prompt_words: list[str]) -> dict[str, Any]:
+    """Deterministic tool arguments satisfying the top level of a JSON schema."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return {}
+    fill: dict[str, Any] = {
+        "string": " ".join(prompt_words[-3:]) or "fake",
+        "integer": 1,
+        "number": 1.5,
+        "boolean": True,
+        "array": [],
+        "object": {},
+    }
+    args: dict[str, Any] = {}
+    for key, prop in props.items():
+        prop = prop if isinstance(prop, dict) else {}
+        enum = prop.get("enum")
+        args[key] = (
+            enum[0] if isinstance(enum, list) and enum else fill.get(str(prop.get("type")), "fake")
+        )
+    return args
+
+
+def request_text(value: Any) -> list[str]:
+    """All words of the text inside a request value (strings, parts, nested blocks)."""
+    out: list[str] = []
+    _collect(value, out)
+    return out
+
+
+def _collect(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.extend(value.split())
+    elif isinstance(value, list):
+        for v in value:
+            _collect(v, out)
+    elif isinstance(value, dict):
+        for key in ("text", "content", "input_text", "output", "thinking"):
+            if key in value:
+                _collect(value[key], out)
