@@ -1,8 +1,10 @@
 """API key → principal, from an in-memory copy of the key table.
 
-The table is reloaded in the background every second (so revocations take effect within
-about a second on every replica) and on a miss, at most four times a second (so a key
-created a moment ago works at once, and a flood of bad keys cannot hammer the database).
+The table is reloaded in the background every second, so revocations take effect within
+about a second on every replica. A key that is not in the copy is looked up once in the
+database (a key created a moment ago works at once); misses are remembered for a second
+and database look-ups for unknown keys are rate limited, so a flood of bad keys cannot
+hammer the database.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from tokenomy.types import Principal
 log = logging.getLogger("tokenomy.auth")
 
 REFRESH_INTERVAL_S = 1.0
-MISS_REFRESH_MIN_S = 0.25
+NEGATIVE_TTL_S = 1.0
+MISS_LOOKUPS_PER_S = 50
 
 
 class KeyCache:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._table: dict[str, Principal | None] = {}
-        self._loaded_at = 0.0
-        self._refresh_lock = asyncio.Lock()
+        self._misses: dict[str, float] = {}  # hash → when it was found unknown
+        self._lookup_window = 0.0
+        self._lookups = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -41,9 +45,8 @@ class KeyCache:
                 await self._task
 
     async def refresh(self) -> None:
-        async with self._refresh_lock:
-            self._table = await asyncio.to_thread(self._store.key_table)
-            self._loaded_at = time.monotonic()
+        self._table = await asyncio.to_thread(self._store.key_table)
+        self._misses.clear()
 
     async def _loop(self) -> None:
         while True:
@@ -53,6 +56,24 @@ class KeyCache:
             except Exception as exc:  # keep serving with the last good table
                 log.error("key table refresh failed: %s", exc)
 
+    async def _lookup(self, digest: str) -> bool:
+        """Look one unknown key up in the database; True if it now is in the table."""
+        now = time.monotonic()
+        missed = self._misses.get(digest)
+        if missed is not None and now - missed < NEGATIVE_TTL_S:
+            return False
+        if now - self._lookup_window >= 1.0:
+            self._lookup_window, self._lookups = now, 0
+        if self._lookups >= MISS_LOOKUPS_PER_S:
+            return False
+        self._lookups += 1
+        exists, principal = await asyncio.to_thread(self._store.find_key, digest)
+        if not exists:
+            self._misses[digest] = now
+            return False
+        self._table[digest] = principal
+        return True
+
     async def authenticate(self, secret: str | None) -> Principal:
         if not secret:
             raise AuthenticationError(
@@ -60,9 +81,7 @@ class KeyCache:
                 "'x-api-key: KEY' (Anthropic)."
             )
         digest = hash_secret(secret)
-        if digest not in self._table and time.monotonic() - self._loaded_at > MISS_REFRESH_MIN_S:
-            await self.refresh()
-        if digest not in self._table:
+        if digest not in self._table and not await self._lookup(digest):
             raise AuthenticationError("Invalid API key.")
         principal = self._table[digest]
         if principal is None:

@@ -173,6 +173,8 @@ class Gateway:
             )
         ev.step = step
         body = await self._read_json(request)
+        if isinstance(body.get("model"), str):
+            ev.model = body["model"]  # recorded even if the body is invalid otherwise
         model = validate_body(call.endpoint, body)
         ev.model = model
         ev.stream = body.get("stream") is True

@@ -295,6 +295,22 @@ class Store:
             )
             return bool(cur.rowcount)
 
+    def find_key(self, secret_hash: str) -> tuple[bool, Principal | None]:
+        """(exists, principal); principal is None for a revoked key."""
+        with self.transaction() as cur:
+            cur.execute(
+                self._q(
+                    "SELECT key_id, org, team, user_id, name, revoked_ms FROM api_keys "
+                    "WHERE secret_hash = ?"
+                ),
+                (secret_hash,),
+            )
+            r = cur.fetchone()
+        if r is None:
+            return False, None
+        k, o, t, u, n, revoked = r
+        return True, (None if revoked is not None else Principal(k, o, t, u, n))
+
     def key_table(self) -> dict[str, Principal | None]:
         """secret hash → principal (None for revoked keys), for the gateway's in-memory cache."""
         with self.transaction() as cur:
