@@ -155,3 +155,15 @@ def test_plot_writes_png_and_svg(tmp_path: Path, suffix: str) -> None:
         assert b"<svg" in data[:2000]
     with pytest.raises(ValueError, match=r"\.png or \.svg"):
         plot_forecasts(forecasts, tmp_path / "chart.pdf")
+
+
+def test_history_starts_at_first_usage() -> None:
+    # a team that started 20 days ago with +1,000 tokens/day: the 40 empty days before
+    # its start must not drag the linear slope down
+    rows = [{"day": (START + timedelta(days=i)).isoformat(), "input_tokens": 1000 * (i - 39),
+             "output_tokens": 0, "cost_nanos": 0} for i in range(40, 60)]
+    [series] = daily_series(rows, [], START, END)
+    fc = forecast_series(series, "tokens", 5, model="linear")
+    assert fc.start == START + timedelta(days=40) and fc.fit.n == 20
+    assert fc.fit.daily_growth == pytest.approx(1000)
+    assert fc.to_dict()["history_start"] == (START + timedelta(days=40)).isoformat()

@@ -525,7 +525,7 @@ def forecast_cmd(
             notes.append(f"chart written to {plot_forecasts(forecasts, plot_file)}")
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
-    assumptions = [
+    assumptions: list[dict[str, Any]] = [
         {"name": "history", "value": f"{start.isoformat()} .. {end.isoformat()}",
          "unit": "UTC days", "source": "--history (full days only; today is partial)"},
         {"name": "fit", "value": fit, "unit": "", "source": "--fit: OLS on ln(daily) or daily"},
@@ -534,33 +534,72 @@ def forecast_cmd(
         {"name": "filters", "value": ", ".join(f"{k}={v}" for k, v in filters.items()) or "none",
          "unit": "", "source": "--where"},
     ]
-    summary = [_forecast_row(fc, fields) for fc in forecasts]
     if fmt is OutputFormat.json:
         typer.echo(to_json({"forecasts": [fc.to_dict() for fc in forecasts],
                             "budgets": [f.to_dict() for f in flags],
                             "assumptions": assumptions, "notes": notes}))
         return
-    columns = [*fields, "metric", "daily_growth", "doubling_days", "last_day",
-               "horizon_end", "point", "low", "high", "horizon_total"]
-    render(summary, fmt, title=f"Forecast, {horizon} days ahead ({level:.0%} interval)",
-           columns=columns)
-    if fmt is OutputFormat.table:
-        if flags:
-            render([f.to_dict() for f in flags], fmt, title="Budgets")
-        _print_assumptions(assumptions)
-        for note in notes:
-            console.print(f"[yellow]note:[/] {note}")
+    if fmt is OutputFormat.csv:
+        render([_forecast_csv_row(fc, fields) for fc in forecasts], fmt)
+        return
+    title = f"Forecast: day {horizon} ahead and {horizon}-day total ({level:.0%} interval)"
+    render([_forecast_table_row(fc, fields, horizon) for fc in forecasts], fmt, title=title,
+           columns=[*fields, "metric", "growth", "doubling", "yesterday", f"day +{horizon}",
+                    "interval", "total"])
+    if flags:
+        render([_budget_table_row(f) for f in flags], fmt, title="Budgets",
+               columns=["budget", "limit", "spent", "period_end", "projected", "high",
+                        "runs_out_on"])
+    _print_assumptions(assumptions)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
 
 
-def _forecast_row(fc: Any, fields: list[str]) -> dict[str, Any]:
+def _short(value: Decimal | None, unit: str) -> str:
+    """Compact people's number: $12.35, 6.12M tokens."""
+    if value is None:
+        return "n/a"
+    if unit == "usd":
+        return f"${human(value, 4)}"
+    for scale, suffix in ((D_E12, "T"), (D_E9, "G"), (D_E6, "M"), (D_E3, "k")):
+        if abs(value) >= scale:
+            return f"{human(value / scale, 3)}{suffix}"
+    return human(value, 3)
+
+
+D_E3, D_E6, D_E9, D_E12 = (Decimal(10) ** k for k in (3, 6, 9, 12))
+
+
+def _forecast_table_row(fc: Any, fields: list[str], horizon: int) -> dict[str, Any]:
     d = fc.to_dict()
-    growth = (f"{d['daily_growth'] * 100:+.3f}%/day" if d["model"] == "exp"
-              else f"{human(d['daily_growth'])}/day")
-    return {**{f: d.get(f, "") for f in fields}, "metric": f"{fc.metric} ({fc.unit})",
-            "daily_growth": growth, "doubling_days": d["doubling_days"],
-            "last_day": d["last_day_actual"], "horizon_end": d["horizon_end"],
-            "point": d["horizon_end_point"], "low": d["horizon_end_low"],
-            "high": d["horizon_end_high"], "horizon_total": d["horizon_total"]}
+    unit = fc.unit
+    growth = (f"{d['daily_growth'] * 100:+.2f}%/d" if d["model"] == "exp"
+              else f"{_short(d['daily_growth'], unit)}/d")
+    return {**{f: d.get(f, "") for f in fields}, "metric": unit, "growth": growth,
+            "doubling": f"{d['doubling_days']} d" if d["doubling_days"] is not None else "-",
+            "yesterday": _short(d["last_day_actual"], unit),
+            f"day +{horizon}": _short(d["horizon_end_point"], unit),
+            "interval": f"{_short(d['horizon_end_low'], unit)}-"
+                        f"{_short(d['horizon_end_high'], unit)}",
+            "total": _short(d["horizon_total"], unit)}
+
+
+def _forecast_csv_row(fc: Any, fields: list[str]) -> dict[str, Any]:
+    d = fc.to_dict()
+    keep = ("metric", "unit", "model", "daily_growth", "doubling_days", "last_day_actual",
+            "horizon_end", "horizon_end_point", "horizon_end_low", "horizon_end_high",
+            "horizon_total", "horizon_total_low", "horizon_total_high")
+    return {**{f: d.get(f, "") for f in fields}, **{k: d[k] for k in keep}}
+
+
+def _budget_table_row(flag: Any) -> dict[str, Any]:
+    d = flag.to_dict()
+    unit = d["unit"]
+    return {"budget": f"{d['budget']} ({unit})", "limit": _short(d["limit"], unit),
+            "spent": _short(d["spent"], unit), "period_end": d["period_end"],
+            "projected": _short(d["projected_total"], unit),
+            "high": _short(d["projected_high"], unit),
+            "runs_out_on": d["exhausted_on"] or ("maybe" if d["may_run_out"] else "no")}
 
 
 def _budget_flags(store: Any, today: date, history: int, level: float, fit: str
@@ -597,12 +636,8 @@ def _budget_records(store: Any, today: date) -> list[Any] | None:
     try:
         from tokenomy.budgets.report import budget_rows
     except ImportError:  # pragma: no cover - the budgets room is part of the package
-        budget_rows = None
-    if budget_rows is not None:
-        return [r for r in budget_rows(store, kind="budget", now_ms=_ms(today))]
-    if hasattr(store, "list_budgets"):
-        return list(store.list_budgets())
-    return None
+        return list(store.list_budgets()) if hasattr(store, "list_budgets") else None
+    return list(budget_rows(store, kind="budget", now_ms=_ms(today)))
 
 
 def _parse_where(items: list[str] | None) -> dict[str, str]:

@@ -285,14 +285,20 @@ def forecast_series(series: DailySeries, metric: Metric, horizon_days: int,
     if not 0.0 < level < 1.0:
         raise ValueError(f"level: must be between 0 and 1 (got {level})")
     raw = series.tokens if metric == "tokens" else series.cost_nanos
+    # History starts at the group's first day of usage: the days before it say nothing
+    # about its growth (a team that started last week did not grow from zero).
+    first = next((i for i, v in enumerate(raw) if v > 0), None)
+    if first is None:
+        raise ValueError("history: no usage in the window")
+    raw = raw[first:]
+    start = series.start + timedelta(days=first)
     ys = [float(v) if metric == "tokens" else v / NANOS_PER_USD for v in raw]
     xs = [float(i) for i in range(len(ys))]
     fit = fit_growth(xs, ys, model)
     zeros = sum(1 for y in ys if y <= 0) if model == "exp" else 0
     history = [Decimal(v) if metric == "tokens"
                else (Decimal(v) / NANOS_PER_USD).quantize(_MICRO) for v in raw]
-    fc = SeriesForecast(series.group, metric, fit, level, series.start, series.end, history,
-                        zeros)
+    fc = SeriesForecast(series.group, metric, fit, level, start, series.end, history, zeros)
     for k in range(1, horizon_days + 1):
         day = series.end + timedelta(days=k)
         point, low, high = fc.predict(day)

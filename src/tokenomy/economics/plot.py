@@ -21,6 +21,7 @@ def plot_forecasts(forecasts: Sequence[SeriesForecast], path: str | Path) -> Pat
         ValueError: unsupported extension or nothing to plot.
     """
     # Import here: matplotlib takes ~0.3 s to import, and only --plot needs it.
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -38,14 +39,15 @@ def plot_forecasts(forecasts: Sequence[SeriesForecast], path: str | Path) -> Pat
         series = [f for f in forecasts if f.metric == metric][:MAX_GROUPS]
         for fc in series:
             label = ", ".join(f"{k}={v}" for k, v in fc.group.items()) or "all"
-            days = [fc.start + timedelta(days=i) for i in range(len(fc.history))]
+            history_days = [fc.start + timedelta(days=i) for i in range(len(fc.history))]
+            days = np.array(history_days, dtype="datetime64[D]")
             line = ax.plot(days, [float(v) for v in fc.history], marker=".", linewidth=1,
                            label=f"{label} (actual)")[0]
             colour = line.get_color()
-            fitted = [float(fc.predict(d)[0]) for d in days]
+            fitted = [float(fc.predict(d)[0]) for d in history_days]
             ax.plot(days, fitted, linestyle=":", color=colour, linewidth=1)
             if fc.projection:
-                pdays = [p.day for p in fc.projection]
+                pdays = np.array([p.day for p in fc.projection], dtype="datetime64[D]")
                 ax.plot(pdays, [float(p.point) for p in fc.projection], linestyle="--",
                         color=colour, label=f"{label} ({fc.fit.model} fit)")
                 ax.fill_between(pdays, [float(p.low) for p in fc.projection],
