@@ -1,0 +1,145 @@
+"""Admin keys: the credentials of the admin REST API, kept apart from gateway API keys.
+
+An admin key is either *global* (``team`` is None: sees and changes everything) or bound
+to one team (sees and changes only that team; the rule is in ``tokenomy.admin.access``).
+Secrets look like ``tka-<key id>-<random>``; only their SHA-256 is stored, like API keys.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tokenomy.errors import AuthenticationError
+from tokenomy.ledger.store import Store, hash_secret
+
+ADMIN_KEY_PREFIX = "tka"
+
+# A 401 tells clients which scheme to use (RFC 9110 §11.6.1).
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tokenomy-admin"'}
+
+
+@dataclass(frozen=True, slots=True)
+class AdminPrincipal:
+    """Who is calling the admin API: the admin key and the team it is bound to, if any."""
+
+    key_id: str
+    team: str | None
+
+    @property
+    def is_global(self) -> bool:
+        return self.team is None
+
+    @property
+    def actor(self) -> str:
+        """How this principal is named in the budget audit trail."""
+        return f"admin:{self.key_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminKey:
+    """An admin key as stored: never the secret, only its hash and a display prefix."""
+
+    key_id: str
+    prefix: str
+    name: str
+    team: str | None
+    created_ms: int
+    revoked_ms: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "prefix": self.prefix,
+            "name": self.name,
+            "team": self.team,
+            "created_ms": self.created_ms,
+            "revoked": self.revoked_ms is not None,
+            "revoked_ms": self.revoked_ms,
+        }
+
+
+def create_admin_key(
+    store: Store, *, team: str | None = None, name: str = ""
+) -> tuple[AdminKey, str]:
+    """Create an admin key (global when ``team`` is None); returns the record and the secret.
+
+    The secret is returned only here, once; the database keeps its hash.
+    """
+    if team is not None and not team.strip():
+        raise ValueError("a team admin key needs a team name; omit --team for a global key")
+    key_id = secrets.token_hex(6)
+    secret = f"{ADMIN_KEY_PREFIX}-{key_id}-{secrets.token_urlsafe(24)}"
+    record = AdminKey(
+        key_id=key_id,
+        prefix=secret[: len(ADMIN_KEY_PREFIX) + 1 + len(key_id) + 5] + "…",
+        name=name,
+        team=team,
+        created_ms=int(time.time() * 1000),
+        revoked_ms=None,
+    )
+    with store.transaction() as cur:
+        cur.execute(
+            store._q(
+                "INSERT INTO admin_keys (key_id, secret_hash, prefix, name, team, created_ms,"
+                " revoked_ms) VALUES (?, ?, ?, ?, ?, ?, NULL)"
+            ),
+            (key_id, hash_secret(secret), record.prefix, name, team, record.created_ms),
+        )
+    return record, secret
+
+
+def list_admin_keys(store: Store, include_revoked: bool = True) -> list[AdminKey]:
+    """Admin keys, oldest first (never their secrets)."""
+    sql = "SELECT key_id, prefix, name, team, created_ms, revoked_ms FROM admin_keys"
+    if not include_revoked:
+        sql += " WHERE revoked_ms IS NULL"
+    with store.transaction() as cur:
+        cur.execute(sql + " ORDER BY created_ms, key_id")
+        return [AdminKey(*r) for r in cur.fetchall()]
+
+
+def revoke_admin_key(store: Store, key_id: str) -> bool:
+    """Revoke an admin key at once; False when no active admin key has that id."""
+    with store.transaction() as cur:
+        cur.execute(
+            store._q(
+                "UPDATE admin_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL"
+            ),
+            (int(time.time() * 1000), key_id),
+        )
+        return bool(cur.rowcount)
+
+
+def authenticate(store: Store, secret: str | None) -> AdminPrincipal:
+    """Admin secret → principal, or ``AuthenticationError`` (401) saying what is wrong.
+
+    Looked up in the database on every call: admin traffic is rare, and this way a
+    revocation takes effect on the very next request, on every replica.
+    """
+    if not secret:
+        raise AuthenticationError(
+            "Missing admin key. Send it as 'Authorization: Bearer tka-...'; create one with "
+            "`tokenomy admin create-key`.",
+            headers=_CHALLENGE,
+        )
+    if not secret.startswith(ADMIN_KEY_PREFIX + "-"):
+        raise AuthenticationError(
+            "Not an admin key: the admin API takes an admin key (tka-...) from "
+            "`tokenomy admin create-key`, not a gateway API key.",
+            headers=_CHALLENGE,
+        )
+    with store.transaction() as cur:
+        cur.execute(
+            store._q("SELECT key_id, team, revoked_ms FROM admin_keys WHERE secret_hash = ?"),
+            (hash_secret(secret),),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise AuthenticationError("Invalid admin key.", headers=_CHALLENGE)
+    key_id, team, revoked_ms = row
+    if revoked_ms is not None:
+        raise AuthenticationError("This admin key has been revoked.", headers=_CHALLENGE)
+    return AdminPrincipal(key_id, team)

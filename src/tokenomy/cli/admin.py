@@ -1,0 +1,102 @@
+"""``tokenomy admin``: create, list and revoke admin keys for the admin REST API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tokenomy.admin.keys import create_admin_key, list_admin_keys, revoke_admin_key
+from tokenomy.cli._common import (
+    DbOption,
+    FormatOption,
+    OutputFormat,
+    console,
+    fail,
+    render,
+    to_json,
+)
+from tokenomy.config import resolve_db_url
+from tokenomy.errors import LedgerError
+from tokenomy.ledger import open_store
+
+app = typer.Typer(
+    help="Admin keys for the admin REST API (/admin/v1): global, or bound to one team.",
+    no_args_is_help=True,
+)
+
+ALL_TEAMS = "(all teams)"
+
+
+@app.command("create-key")
+def create_key(
+    team: Annotated[
+        str | None,
+        typer.Option(help="Bind the key to one team: it sees and changes only that team."),
+    ] = None,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Create an admin key. The secret is printed once; only its hash is stored.
+
+    Without --team the key is a global admin (every team). Send it as
+    'Authorization: Bearer tka-...'.
+
+    Example: tokenomy admin create-key --team research --name research-lead
+    """
+    try:
+        store = open_store(resolve_db_url(db))
+        record, secret = create_admin_key(store, team=team, name=name)
+        store.close()
+    except (ValueError, LedgerError) as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        print(to_json({**record.as_dict(), "secret": secret}))
+        return
+    who = f"team {team}" if team is not None else "global (all teams)"
+    console.print(f"admin key id: [bold]{record.key_id}[/]  {who}")
+    console.print("secret (shown once, store it now):")
+    print(secret)
+
+
+@app.command("list-keys")
+def list_keys(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
+    """List admin keys (never their secrets); team is empty/null for global admins.
+
+    Example: tokenomy admin list-keys --format json
+    """
+    try:
+        store = open_store(resolve_db_url(db))
+        rows = [k.as_dict() for k in list_admin_keys(store)]
+        store.close()
+    except LedgerError as exc:
+        raise fail(str(exc)) from exc
+    if fmt is OutputFormat.table:
+        rows = [{**r, "team": ALL_TEAMS if r["team"] is None else r["team"]} for r in rows]
+    render(
+        rows,
+        fmt,
+        title="Admin keys",
+        columns=["key_id", "prefix", "name", "team", "created_ms", "revoked"],
+    )
+
+
+@app.command("revoke-key")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The key id from `admin list-keys`.")],
+    db: DbOption = None,
+) -> None:
+    """Revoke an admin key; the admin API refuses it from the next request on.
+
+    Example: tokenomy admin revoke-key 3f9c2a1b7d4e
+    """
+    try:
+        store = open_store(resolve_db_url(db))
+        ok = revoke_admin_key(store, key_id)
+        store.close()
+    except LedgerError as exc:
+        raise fail(str(exc)) from exc
+    if not ok:
+        raise fail(f"no active admin key with id {key_id!r}")
+    console.print(f"revoked admin key {key_id}")
