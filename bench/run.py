@@ -11,12 +11,14 @@ Usage: python bench/run.py [--duration 10] [--out bench/RESULTS.md]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,16 +78,24 @@ def _ms(value: str) -> float:
     return {"us": n / 1000, "ms": n, "s": n * 1000}[m.group(2)]
 
 
-def wrk(url: str, key: str | None, concurrency: int, duration: int, lua_dir: Path) -> Result:
+def wrk(
+    url: str, key: str | None, concurrency: int, duration: int, lua_dir: Path, agent: bool = False
+) -> Result:
     script = lua_dir / "post.lua"
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""
+    if agent:
+        auth += 'wrk.headers["X-Tokenomy-Agent"] = "bencher"\n'
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = '{BODY}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n' + auth)
+        'wrk.headers["Content-Type"] = "application/json"\n' + auth
+    )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True).stdout
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -93,21 +103,28 @@ def wrk(url: str, key: str | None, concurrency: int, duration: int, lua_dir: Pat
     return Result("", concurrency, rps, p50, p99, int(errs.group(1)) if errs else 0)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is required: apt-get install wrk")
+@dataclass
+class Target:
+    label: str
+    url: str
+    key: str | None
+    agent: bool = False
 
-    work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
-    up_port, gw_port = free_port(), free_port()
-    db_url = f"sqlite:///{work / 'bench.db'}"
-    config = work / "bench.toml"
+
+def gateway_process(
+    work: Path, name: str, db_url: str, up_port: int, budgets: bool
+) -> tuple[subprocess.Popen[bytes], Target]:
+    """A real ``tokenomy serve`` on its own database, with a key on org/team/user."""
+    from tokenomy.budgets import storage
+    from tokenomy.budgets.model import BUDGET
+    from tokenomy.ledger import open_store
+
+    port = free_port()
+    config = work / f"{name}.toml"
     config.write_text(f"""
 [gateway]
-port = {gw_port}
+port = {port}
+journal_dir = "{work / (name + ".journal")}"
 
 [providers.upstream]
 kind = "openai"
@@ -118,48 +135,152 @@ catalog_provider = "openai"
 name = "bench-model"
 deployments = [{{ provider = "upstream", model = "gpt-4o-mini" }}]
 """)
-    env = {**os.environ, "TOKENOMY_DB": db_url}
-    from tokenomy.ledger import open_store
-
     store = open_store(db_url)
-    _, key = store.create_key(org="bench", team="perf", user="wrk")
+    record, key = store.create_key(org="bench", team="perf", user="wrk")
+    if budgets:  # generous limits on every scope: measures the bookkeeping, not refusals
+        for scope in (
+            "org:bench",
+            "team:perf",
+            "user:wrk",
+            f"key:{record.key_id}",
+            "agent:bencher",
+        ):
+            storage.set_budget(
+                store,
+                kind=BUDGET,
+                scope=scope,
+                unit="usd",
+                limit=10**9 * 10**9,
+                period="month",
+                hard=True,
+            )
     store.close()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--db",
+            db_url,
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/health")
+    return proc, Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", key, budgets)
 
-    procs = []
-    try:
-        procs.append(subprocess.Popen([sys.executable, str(HERE / "upstream.py"),
-                                       "--port", str(up_port)]))
-        wait_port(up_port)
-        t0 = time.monotonic()
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tokenomy.cli", "serve", "--config", str(config),
-             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL))
-        wait_http(f"http://127.0.0.1:{gw_port}/health")
-        startup_s = time.monotonic() - t0
 
-        direct = f"http://127.0.0.1:{up_port}/v1/chat/completions"
-        gateway = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-        wrk(gateway, key, 8, 2, work)  # warm-up: connections, price cache, imports
-        results: list[Result] = []
-        for c in (1, 64):
-            for label, url, k in (("direct", direct, None), ("gateway", gateway, key)):
-                r = wrk(url, k, c, args.duration, work)
-                r.label = label
-                results.append(r)
-                print(f"{label:8} c={c:<3} {r.rps:10,.0f} req/s  p50 {r.p50_ms:.3f} ms  "
-                      f"p99 {r.p99_ms:.3f} ms  non-2xx {r.errors}", flush=True)
-        time.sleep(1.0)
-        s = open_store(db_url)
-        recorded = s.count_events()
-        s.close()
-    finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(30)
-        shutil.rmtree(work, ignore_errors=True)
+def measure(
+    targets: list[Target], concurrency: int, rounds: int, duration: int, work: Path
+) -> list[Result]:
+    """Alternate the targets round by round; report each one's median round."""
+    runs: dict[str, list[Result]] = {t.label: [] for t in targets}
+    for _ in range(rounds):
+        for t in targets:
+            r = wrk(t.url, t.key, concurrency, duration, work, agent=t.agent)
+            r.label = t.label
+            runs[t.label].append(r)
+    out = []
+    for t in targets:
+        rs = runs[t.label]
+        mid = statistics.median_low([r.rps for r in rs])
+        p50 = statistics.median([r.p50_ms for r in rs])
+        p99 = statistics.median([r.p99_ms for r in rs])
+        out.append(Result(t.label, concurrency, mid, p50, p99, sum(r.errors for r in rs)))
+        print(
+            f"{t.label:28} c={concurrency:<3} {mid:10,.0f} req/s  p50 {p50:.3f} ms  "
+            f"p99 {p99:.3f} ms  non-2xx {out[-1].errors}",
+            flush=True,
+        )
+    return out
 
-    write_results(Path(args.out), results, args.duration, startup_s, recorded)
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is required: apt-get install wrk")
+    sys.path.insert(0, str(HERE.parent))
+
+    work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
+    up_port, bare_port = free_port(), free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    with contextlib.ExitStack() as stack:
+        try:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(HERE / "upstream.py"), "--port", str(up_port)]
+                )
+            )
+            wait_port(up_port)
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(HERE / "bare_proxy.py"),
+                        "--port",
+                        str(bare_port),
+                        "--upstream",
+                        f"http://127.0.0.1:{up_port}",
+                    ]
+                )
+            )
+            wait_port(bare_port)
+            t0 = time.monotonic()
+            gw, plain = gateway_process(
+                work, "tokenomy sqlite", f"sqlite:///{work / 'a.db'}", up_port, budgets=False
+            )
+            startup_s = time.monotonic() - t0
+            procs.append(gw)
+            gw, budgeted = gateway_process(
+                work,
+                "tokenomy sqlite +budgets",
+                f"sqlite:///{work / 'b.db'}",
+                up_port,
+                budgets=True,
+            )
+            procs.append(gw)
+            pg_targets: list[Target] = []
+            if not args.no_postgres:
+                from tests.postgres import fresh_database, postgres_server
+
+                admin = stack.enter_context(postgres_server())
+                for label, budgets in (
+                    ("tokenomy postgres", False),
+                    ("tokenomy postgres +budgets", True),
+                ):
+                    gw, t = gateway_process(work, label, fresh_database(admin), up_port, budgets)
+                    procs.append(gw)
+                    pg_targets.append(t)
+            direct = Target(
+                "direct (upstream)", f"http://127.0.0.1:{up_port}/v1/chat/completions", None
+            )
+            bare = Target(
+                "bare aiohttp proxy (floor)",
+                f"http://127.0.0.1:{bare_port}/v1/chat/completions",
+                None,
+            )
+            for t in (plain, budgeted, *pg_targets):
+                wrk(t.url, t.key, 8, 2, work, agent=t.agent)  # warm-up
+            results = measure([direct, bare, plain], 1, args.rounds, args.duration, work)
+            results += measure(
+                [direct, bare, plain, budgeted, *pg_targets], 64, args.rounds, args.duration, work
+            )
+        finally:
+            for p in reversed(procs):
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(30)
+    shutil.rmtree(work, ignore_errors=True)
+    write_results(Path(args.out), results, args.duration, args.rounds, startup_s)
 
 
 def _cpu() -> str:
@@ -172,38 +293,54 @@ def _cpu() -> str:
     return platform.processor() or "unknown"
 
 
-def write_results(path: Path, results: list[Result], duration: int, startup_s: float,
-                  recorded: int) -> None:
+def write_results(
+    path: Path, results: list[Result], duration: int, rounds: int, startup_s: float
+) -> None:
     by = {(r.label, r.concurrency): r for r in results}
-    d1, g1 = by[("direct", 1)], by[("gateway", 1)]
-    d64, g64 = by[("direct", 64)], by[("gateway", 64)]
-    added = g1.p50_ms - d1.p50_ms
+    d1, g1 = by[("direct (upstream)", 1)], by[("tokenomy sqlite", 1)]
+    b1 = by[("bare aiohttp proxy (floor)", 1)]
+    g64 = by[("tokenomy sqlite", 64)]
     lines = [
         "# Gateway benchmark",
         "",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {os.cpu_count()} cores, {_cpu()}, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}",
-        "- gateway: one `tokenomy serve` process (uvloop), API key auth, metering, genai-prices "
-        "pricing, SQLite ledger with journal — everything on",
-        "- upstream: bench/upstream.py, a fixed OpenAI chat completion (uvloop, keep-alive)",
-        f"- load: wrk -t1, {duration} s per cell, cells alternate direct/gateway in one run",
+        "- tokenomy: one `tokenomy serve` process per row (uvloop), API key auth, metering, "
+        "genai-prices pricing, ledger with crash journal — everything on; `+budgets`: hard USD "
+        "budgets on org, team, user, key and agent",
+        "- upstream: bench/upstream.py, a fixed OpenAI chat completion (uvloop, keep-alive); "
+        "floor: bench/bare_proxy.py, aiohttp server + client doing nothing but forwarding",
+        f"- load: wrk -t1, {duration} s per run, {rounds} alternating rounds per cell, median "
+        "round reported; wrk, upstream and gateway share the 2 cores",
         "",
-        "| path | c | req/s | p50 ms | p99 ms | non-2xx |",
+        "| target | c | req/s | p50 ms | p99 ms | non-2xx |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r.label} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.3f} | "
-                     f"{r.p99_ms:.3f} | {r.errors} |")
+        lines.append(
+            f"| {r.label} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.3f} | "
+            f"{r.p99_ms:.3f} | {r.errors} |"
+        )
     lines += [
         "",
-        f"- added p50 latency at c=1: **{added:.3f} ms** (target ≤ 0.5 ms)",
-        f"- gateway throughput at c=64: **{g64.rps:,.0f} req/s** (target ≥ 4,000), "
-        f"{g64.rps / d64.rps:.0%} of direct",
+        f"- added p50 latency at c=1 (tokenomy − direct): **{g1.p50_ms - d1.p50_ms:.3f} ms** "
+        f"(target ≤ 0.5 ms); the bare proxy alone adds {b1.p50_ms - d1.p50_ms:.3f} ms",
+        f"- tokenomy throughput at c=64: **{g64.rps:,.0f} req/s** (target ≥ 4,000), "
+        f"{g64.rps / by[('bare aiohttp proxy (floor)', 64)].rps:.0%} of the bare proxy",
+    ]
+    for db in ("sqlite", "postgres"):
+        plain, budgeted = by.get((f"tokenomy {db}", 64)), by.get((f"tokenomy {db} +budgets", 64))
+        if plain and budgeted:
+            lines.append(
+                f"- with budgets on every scope, {db}: **{budgeted.rps / plain.rps:.0%}** "
+                "of the throughput without budgets (target ≥ 90%)"
+            )
+    lines += [
         f"- gateway start-up until /health answers: {startup_s:.2f} s",
-        f"- usage events in the ledger after the run: {recorded:,}",
         "",
-        "Reproduce: `python bench/run.py` (needs `wrk`: `apt-get install wrk`).",
+        "Reproduce: `python bench/run.py` (needs `wrk`: `apt-get install wrk`; PostgreSQL "
+        "server binaries for the postgres rows, or `--no-postgres`).",
         "",
     ]
     path.write_text("\n".join(lines))

@@ -12,17 +12,33 @@ import asyncio
 
 import orjson
 
-BODY = orjson.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1764300000,
-    "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from bench."},
-                 "finish_reason": "stop", "logprobs": None}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,
-              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}},
-})
-RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-request-id: bench\r\n"
-            b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+BODY = orjson.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1764300000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from bench."},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": 5,
+            "total_tokens": 17,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        },
+    }
+)
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-request-id: bench\r\n"
+    b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+)
 
 
 class FixedResponder(asyncio.Protocol):
@@ -43,8 +59,11 @@ class FixedResponder(asyncio.Protocol):
             length = 0
             i = head.find(b"content-length:")
             if i >= 0:
-                length = int(head[i + 15:head.find(b"\r\n", i) if head.find(b"\r\n", i) > 0
-                             else len(head)].strip())
+                length = int(
+                    head[
+                        i + 15 : head.find(b"\r\n", i) if head.find(b"\r\n", i) > 0 else len(head)
+                    ].strip()
+                )
             total = end + 4 + length
             if len(self.buf) < total:
                 return
@@ -64,7 +83,8 @@ def main() -> None:
     except ImportError:
         loop = asyncio.new_event_loop()
     server = loop.run_until_complete(
-        loop.create_server(FixedResponder, "127.0.0.1", args.port, backlog=1024))
+        loop.create_server(FixedResponder, "127.0.0.1", args.port, backlog=1024)
+    )
     try:
         loop.run_forever()
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenomy.cli import budgets, keys, serve, usage
+from tokenomy.cli import admin, budgets, economics, keys, serve, usage
 
 app = typer.Typer(
     name="tokenomy",
@@ -18,14 +18,10 @@ serve.register(app)
 app.add_typer(keys.app, name="keys")
 app.add_typer(budgets.app, name="budgets")
 app.add_typer(budgets.limits_app, name="limits")
+app.add_typer(admin.app, name="admin")
 usage.register(app)
 
-try:  # the economics room registers its commands when present
-    from tokenomy.cli import economics
-except ImportError:  # pragma: no cover
-    economics = None  # type: ignore[assignment]
-if economics is not None:
-    economics.register(app)
+economics.register(app)
 
 
 def main() -> None:

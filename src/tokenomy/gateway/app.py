@@ -10,9 +10,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tokenomy.admin import setup_admin
 from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.engine import BudgetEngine
 from tokenomy.config import Settings
+from tokenomy.economics import factory_token_prices
 from tokenomy.errors import NotFound, RequestError
 from tokenomy.gateway import routes
 from tokenomy.gateway.auth import KeyCache
@@ -61,9 +63,16 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     budgets = BudgetEngine(
         store, tz=settings.gateway.timezone, alerts=AlertSink(alerts.webhook_url, alerts.timeout_s)
     )
-    gateway = Gateway(settings, keys, PriceBook.from_settings(settings), writer, budgets)
+    gateway = Gateway(
+        settings,
+        keys,
+        PriceBook.from_settings(settings, factory_token_prices(settings.factories)),
+        writer,
+        budgets,
+    )
     app[GATEWAY_KEY] = gateway
     app[STORE_KEY] = store
+    setup_admin(app, store, settings)
 
     async def proxy(request: web.Request, fmt: str, endpoint: str) -> web.StreamResponse:
         return await gateway.handle(request, fmt, endpoint)
@@ -114,21 +123,14 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
 
     app.add_routes(routes.table(proxy, models, health))
 
-    @web.middleware
-    async def not_found(request: web.Request, handler: Any) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except web.HTTPNotFound:
-            return error_response(
-                _client_format(request),
-                NotFound(f"Unknown path {request.path}. See the README for the endpoints."),
-                {},
-            )
-        except web.HTTPMethodNotAllowed:
-            err = RequestError(f"Method {request.method} is not allowed on {request.path}.")
-            return error_response(_client_format(request), err, {})
+    async def not_found(request: web.Request) -> web.StreamResponse:
+        # A catch-all route rather than a middleware: middlewares cost on every request.
+        err = NotFound(
+            f"Unknown path {request.method} {request.path}. See the README for the endpoints."
+        )
+        return error_response(_client_format(request), err, {})
 
-    app.middlewares.append(not_found)
+    app.router.add_route("*", "/{tail:.*}", not_found)
 
     async def on_startup(app: web.Application) -> None:
         writer.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +81,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+def _request_id(now_ms: int) -> str:
+    # Time-ordered (millisecond prefix): ledger inserts append to the primary-key index
+    # instead of landing at random places in it.
+    return f"req_{now_ms:012x}{random.getrandbits(64):016x}"
 
 
 class Gateway:
@@ -121,11 +123,10 @@ class Gateway:
 
     # -- entry point ---------------------------------------------------------------------
     async def handle(self, request: web.Request, fmt: str, endpoint: str) -> web.StreamResponse:
-        rid = _request_id()
+        now_ms = _now_ms()
+        rid = _request_id(now_ms)
         call = Call(
-            UsageEvent(
-                id=rid, ts_ms=_now_ms(), api_format=fmt, endpoint=endpoint, model="", status=0
-            ),
+            UsageEvent(id=rid, ts_ms=now_ms, api_format=fmt, endpoint=endpoint, model="", status=0),
             time.perf_counter(),
             fmt,
             endpoint,
@@ -228,11 +229,16 @@ class Gateway:
             raise PayloadTooLarge(
                 f"Request body of {length} bytes exceeds the limit of {self.max_body} bytes."
             )
-        raw = bytearray()
-        async for chunk in request.content.iter_chunked(1 << 16):
-            raw += chunk
-            if len(raw) > self.max_body:
-                raise PayloadTooLarge(f"Request body exceeds the limit of {self.max_body} bytes.")
+        if length is not None:
+            raw: bytes | bytearray = await request.read()
+        else:  # chunked upload: enforce the limit while reading
+            raw = bytearray()
+            async for chunk in request.content.iter_chunked(1 << 16):
+                raw += chunk
+                if len(raw) > self.max_body:
+                    raise PayloadTooLarge(
+                        f"Request body exceeds the limit of {self.max_body} bytes."
+                    )
         if not raw:
             raise InvalidRequest("Request body is empty; expected a JSON object.")
         try:

@@ -42,6 +42,7 @@ class LedgerWriter:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tokenomy-ledger", daemon=True)
         self._flushed = threading.Condition()
+        self._wake = threading.Event()
         self._submitted = 0
         self._committed = 0
         self.last_error: str = ""
@@ -74,6 +75,7 @@ class LedgerWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until everything submitted so far is committed (tests, admin, shutdown)."""
         target = self._submitted
+        self._wake.set()
         deadline = time.monotonic() + timeout
         with self._flushed:
             while self._committed < target:
@@ -87,31 +89,30 @@ class LedgerWriter:
         """Drain the queue into the database and close the journal."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
+            self._wake.set()
             self._thread.join(timeout)
         self.journal.close(all_committed=self.pending == 0)
 
     def _run(self) -> None:
+        # Wake once per interval (or when asked to flush or stop), then drain everything:
+        # one transaction per batch and no thread wake-up per request on the hot path.
         stopping = False
         while not stopping:
-            batch: list[tuple[int, Row]] = []
-            try:
-                item = self._queue.get(timeout=self.flush_interval_s)
-            except queue.Empty:
-                continue
-            if item is _STOP:
-                stopping = True
-            else:
-                batch.append(item)  # type: ignore[arg-type]
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            while True:
+                batch: list[tuple[int, Row]] = []
+                while len(batch) < self.batch_size:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stopping = True
+                        continue
+                    batch.append(item)  # type: ignore[arg-type]
+                if not batch:
                     break
-                if item is _STOP:
-                    stopping = True
-                    continue
-                batch.append(item)  # type: ignore[arg-type]
-            if batch:
                 self._write(batch)
 
     def _write(self, batch: list[tuple[int, Row]]) -> None:

@@ -20,20 +20,27 @@ class AnthropicAdapter:
         # base_url excludes the version prefix, as in the Anthropic SDK ("https://api.anthropic.com").
         return provider.base_url + "/v1/messages"
 
+    def __init__(self) -> None:
+        self._headers: dict[str, dict[str, str]] = {}
+
     def headers(self, provider: Provider, client_headers: Any) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "anthropic-version": DEFAULT_VERSION,
-            **provider.headers,
-        }
+        base = self._headers.get(provider.name)
+        if base is None:  # built once per provider, like the OpenAI adapter's
+            base = {
+                "Content-Type": "application/json",
+                "anthropic-version": DEFAULT_VERSION,
+                **provider.headers,
+            }
+            key = provider.api_key()
+            if key:
+                base["x-api-key"] = key
+            self._headers[provider.name] = base
+        headers = dict(base)
         if client_headers is not None:
             for name in ("anthropic-version", "anthropic-beta"):
                 value = client_headers.get(name)
                 if value:
                     headers[name] = value
-        key = provider.api_key()
-        if key:
-            headers["x-api-key"] = key
         return headers
 
     def prepare(

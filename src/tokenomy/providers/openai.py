@@ -25,11 +25,18 @@ class OpenAIAdapter:
         # base_url includes the version prefix, as in the OpenAI SDK ("https://api.openai.com/v1").
         return provider.base_url + _PATHS[endpoint]
 
+    def __init__(self) -> None:
+        self._headers: dict[str, dict[str, str]] = {}
+
     def headers(self, provider: Provider, client_headers: Any) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **provider.headers}
-        key = provider.api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        # Built once per provider: the upstream key is read from its env var at first use.
+        headers = self._headers.get(provider.name)
+        if headers is None:
+            headers = {"Content-Type": "application/json", **provider.headers}
+            key = provider.api_key()
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            self._headers[provider.name] = headers
         return headers
 
     def prepare(
