@@ -99,6 +99,7 @@ class BudgetEngine:
         self._clock = clock or (lambda: time.time_ns() // 1_000_000)
         self._budgets: dict[str, list[Budget]] = {}  # scope → budgets and limits on it
         self._trackers: dict[tuple[str, int], Tracker] = {}
+        self._current: dict[str, Tracker] = {}  # budget id → tracker of the current period
         self._task: asyncio.Task[None] | None = None
         self._last_refresh = 0.0
         self.active = False  # any budget at all? (skip all work when not)
@@ -123,12 +124,15 @@ class BudgetEngine:
         self._budgets = by_scope
         self.active = bool(budgets)
         live = {b.id: b for b in budgets}
+        self._current = {bid: t for bid, t in self._current.items() if bid in live}
         for key, t in list(self._trackers.items()):
             b = live.get(t.budget.id)
             if b is None:
                 if t.reserved == 0:
                     del self._trackers[key]
             elif b != t.budget:
+                if b.period != t.budget.period:  # new calendar: a fresh tracker next time
+                    self._current.pop(b.id, None)
                 t.budget = b
         self._last_refresh = time.monotonic()
 
@@ -152,11 +156,17 @@ class BudgetEngine:
         return out
 
     def _tracker(self, b: Budget, now_ms: int) -> Tracker:
+        # Hot path: the current period's tracker is remembered per budget, so calendar
+        # arithmetic runs only when a period ends, not on every request.
+        t = self._current.get(b.id)
+        if t is not None and t.period_start <= now_ms < t.period_end:
+            return t
         start, end = period_bounds(b.period, now_ms, self.tz)
         key = (b.id, start)
         t = self._trackers.get(key)
         if t is None:
             t = self._trackers[key] = Tracker(b, start, end, limit_seen=b.limit)
+        self._current[b.id] = t
         return t
 
     async def admit(self, scopes: list[str], demand: Demand) -> Reservation:

@@ -6,7 +6,8 @@ import csv
 import enum
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -14,8 +15,11 @@ import simplejson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tokenomy.config import resolve_db_url
+from tokenomy.ledger import open_store
+from tokenomy.ledger.store import Store
 
 
 class OutputFormat(enum.StrEnum):
@@ -36,12 +40,24 @@ DbOption = Annotated[
 ]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
-console = Console()
-err_console = Console(stderr=True)
+# A terminal folds wide tables; a pipe or file gets whole lines (nothing cut or wrapped).
+console = Console(width=None if sys.stdout.isatty() else 400)
+# Errors are printed verbatim on one line: scripts grep them, and paths may be long.
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def db_url(value: str | None, config_value: str | None = None) -> str:
     return resolve_db_url(value, config_value)
+
+
+@contextmanager
+def ledger(db: str | None) -> Iterator[Store]:
+    """The ledger named by ``--db``/``TOKENOMY_DB``, closed on every path."""
+    store = open_store(resolve_db_url(db))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def to_json(data: Any) -> str:
@@ -72,7 +88,8 @@ def render(
     table = Table(title=title, show_lines=False)
     for col in cols:
         numeric = bool(rows) and isinstance(rows[0].get(col), int | float | Decimal)
-        table.add_column(col, justify="right" if numeric else "left")
+        # fold, never ellipsis: a key id or a cost that is cut off is worse than useless
+        table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(c), human=True) for c in cols))
     console.print(table)
@@ -92,5 +109,5 @@ def _cell(value: Any, human: bool = False) -> str:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message))
     return typer.Exit(code)

@@ -13,12 +13,11 @@ from tokenomy.cli._common import (
     OutputFormat,
     console,
     fail,
+    ledger,
     render,
     to_json,
 )
-from tokenomy.config import resolve_db_url
 from tokenomy.errors import LedgerError
-from tokenomy.ledger import open_store
 
 app = typer.Typer(
     help="Admin keys for the admin REST API (/admin/v1): global, or bound to one team.",
@@ -46,9 +45,8 @@ def create_key(
     Example: tokenomy admin create-key --team research --name research-lead
     """
     try:
-        store = open_store(resolve_db_url(db))
-        record, secret = create_admin_key(store, team=team, name=name)
-        store.close()
+        with ledger(db) as store:
+            record, secret = create_admin_key(store, team=team, name=name)
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     if as_json:
@@ -67,9 +65,8 @@ def list_keys(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> No
     Example: tokenomy admin list-keys --format json
     """
     try:
-        store = open_store(resolve_db_url(db))
-        rows = [k.as_dict() for k in list_admin_keys(store)]
-        store.close()
+        with ledger(db) as store:
+            rows = [k.as_dict() for k in list_admin_keys(store)]
     except LedgerError as exc:
         raise fail(str(exc)) from exc
     if fmt is OutputFormat.table:
@@ -92,9 +89,8 @@ def revoke_key(
     Example: tokenomy admin revoke-key 3f9c2a1b7d4e
     """
     try:
-        store = open_store(resolve_db_url(db))
-        ok = revoke_admin_key(store, key_id)
-        store.close()
+        with ledger(db) as store:
+            ok = revoke_admin_key(store, key_id)
     except LedgerError as exc:
         raise fail(str(exc)) from exc
     if not ok:

@@ -11,10 +11,8 @@ from tokenomy.budgets import storage
 from tokenomy.budgets.model import BUDGET, RATE_LIMIT, UNITS, parse_alerts, parse_scope, to_amount
 from tokenomy.budgets.periods import PERIODS
 from tokenomy.budgets.report import budget_rows
-from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, console, fail, render
-from tokenomy.config import resolve_db_url
+from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, console, fail, ledger, render
 from tokenomy.errors import LedgerError
-from tokenomy.ledger import open_store
 
 app = typer.Typer(
     help="Token and money budgets per org, team, user, key and agent.", no_args_is_help=True
@@ -76,18 +74,17 @@ def set_budget(
             raise ValueError("unit must be usd or tokens")
         if period not in PERIODS or period == "minute":
             raise ValueError("period must be day, week, month, year or total")
-        store = open_store(resolve_db_url(db))
-        b = storage.set_budget(
-            store,
-            kind=BUDGET,
-            scope=scope,
-            unit=unit,
-            limit=to_amount(unit, _decimal(limit)),
-            period=period,
-            hard=not soft,
-            alerts=parse_alerts(alert),
-        )
-        store.close()
+        with ledger(db) as store:
+            b = storage.set_budget(
+                store,
+                kind=BUDGET,
+                scope=scope,
+                unit=unit,
+                limit=to_amount(unit, _decimal(limit)),
+                period=period,
+                hard=not soft,
+                alerts=parse_alerts(alert),
+            )
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"{'soft' if soft else 'hard'} {b.label} set")
@@ -102,9 +99,8 @@ def list_budgets(
     Example: tokenomy budgets list --format json
     """
     try:
-        store = open_store(resolve_db_url(db))
-        rows = budget_rows(store, kind=BUDGET, tz=tz)
-        store.close()
+        with ledger(db) as store:
+            rows = budget_rows(store, kind=BUDGET, tz=tz)
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     render(rows, fmt, title="Budgets", columns=BUDGET_COLUMNS)
@@ -122,9 +118,8 @@ def delete_budget(
     """
     try:
         parse_scope(scope)
-        store = open_store(resolve_db_url(db))
-        n = storage.delete_budgets(store, BUDGET, scope, unit)
-        store.close()
+        with ledger(db) as store:
+            n = storage.delete_budgets(store, BUDGET, scope, unit)
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     if n == 0:
@@ -148,11 +143,10 @@ def transfer(
     try:
         parse_scope(from_scope)
         parse_scope(to_scope)
-        store = open_store(resolve_db_url(db))
-        src, dst = storage.transfer(
-            store, from_scope, to_scope, to_amount(unit, _decimal(amount)), unit, tz
-        )
-        store.close()
+        with ledger(db) as store:
+            src, dst = storage.transfer(
+                store, from_scope, to_scope, to_amount(unit, _decimal(amount)), unit, tz
+            )
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"moved {amount} {unit}: {src.label}; {dst.label}")
@@ -169,9 +163,8 @@ def audit(
     Example: tokenomy budgets audit --format json
     """
     try:
-        store = open_store(resolve_db_url(db))
-        rows = storage.audit_trail(store, limit)
-        store.close()
+        with ledger(db) as store:
+            rows = storage.audit_trail(store, limit)
     except LedgerError as exc:
         raise fail(str(exc)) from exc
     for r in rows:
@@ -203,21 +196,20 @@ def set_limit(
         parse_scope(scope)
         if rpm is None and tpm is None:
             raise ValueError("give --rpm and/or --tpm")
-        store = open_store(resolve_db_url(db))
-        for unit, value in (("requests", rpm), ("tokens", tpm)):
-            if value is not None:
-                if value < 0:
-                    raise ValueError("limits cannot be negative")
-                storage.set_budget(
-                    store,
-                    kind=RATE_LIMIT,
-                    scope=scope,
-                    unit=unit,
-                    limit=value,
-                    period="minute",
-                    hard=True,
-                )
-        store.close()
+        with ledger(db) as store:
+            for unit, value in (("requests", rpm), ("tokens", tpm)):
+                if value is not None:
+                    if value < 0:
+                        raise ValueError("limits cannot be negative")
+                    storage.set_budget(
+                        store,
+                        kind=RATE_LIMIT,
+                        scope=scope,
+                        unit=unit,
+                        limit=value,
+                        period="minute",
+                        hard=True,
+                    )
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     console.print(f"rate limits on {scope}: rpm={rpm or '-'} tpm={tpm or '-'}")
@@ -230,9 +222,8 @@ def list_limits(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> 
     Example: tokenomy limits list
     """
     try:
-        store = open_store(resolve_db_url(db))
-        rows = budget_rows(store, kind=RATE_LIMIT)
-        store.close()
+        with ledger(db) as store:
+            rows = budget_rows(store, kind=RATE_LIMIT)
     except LedgerError as exc:
         raise fail(str(exc)) from exc
     render(
@@ -257,9 +248,8 @@ def delete_limit(
         parse_scope(scope)
         if unit is not None and unit not in UNITS:
             raise ValueError("unit must be requests or tokens")
-        store = open_store(resolve_db_url(db))
-        n = storage.delete_budgets(store, RATE_LIMIT, scope, unit)
-        store.close()
+        with ledger(db) as store:
+            n = storage.delete_budgets(store, RATE_LIMIT, scope, unit)
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     if n == 0:

@@ -12,12 +12,11 @@ from tokenomy.cli._common import (
     OutputFormat,
     console,
     fail,
+    ledger,
     render,
     to_json,
 )
-from tokenomy.config import resolve_db_url
 from tokenomy.errors import LedgerError
-from tokenomy.ledger import open_store
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -36,9 +35,8 @@ def create(
     Example: tokenomy keys create --org acme --team research --user alice --name laptop
     """
     try:
-        store = open_store(resolve_db_url(db))
-        record, secret = store.create_key(org=org, team=team, user=user, name=name)
-        store.close()
+        with ledger(db) as store:
+            record, secret = store.create_key(org=org, team=team, user=user, name=name)
     except LedgerError as exc:
         raise fail(str(exc)) from exc
     if as_json:
@@ -56,9 +54,8 @@ def list_keys(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> No
     Example: tokenomy keys list --format json
     """
     try:
-        store = open_store(resolve_db_url(db))
-        rows = [k.as_dict() for k in store.list_keys()]
-        store.close()
+        with ledger(db) as store:
+            rows = [k.as_dict() for k in store.list_keys()]
     except LedgerError as exc:
         raise fail(str(exc)) from exc
     render(
@@ -78,9 +75,8 @@ def revoke(
     Example: tokenomy keys revoke 3f9c2a1b7d4e
     """
     try:
-        store = open_store(resolve_db_url(db))
-        ok = store.revoke_key(key_id)
-        store.close()
+        with ledger(db) as store:
+            ok = store.revoke_key(key_id)
     except LedgerError as exc:
         raise fail(str(exc)) from exc
     if not ok:

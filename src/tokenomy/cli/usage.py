@@ -6,10 +6,8 @@ from typing import Annotated
 
 import typer
 
-from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, fail, render
-from tokenomy.config import resolve_db_url
+from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, fail, ledger, render
 from tokenomy.errors import LedgerError
-from tokenomy.ledger import open_store
 from tokenomy.ledger.reports import USAGE_COLUMNS, parse_fields, parse_time, usage_report
 
 
@@ -52,9 +50,10 @@ def usage(
             if not sep:
                 raise ValueError(f"--where takes FIELD=VALUE, got {item!r}")
             filters[name.strip()] = value.strip()
-        store = open_store(resolve_db_url(db))
-        rows = usage_report(store, since_ms=since_ms, until_ms=until_ms, by=fields, filters=filters)
-        store.close()
+        with ledger(db) as store:
+            rows = usage_report(
+                store, since_ms=since_ms, until_ms=until_ms, by=fields, filters=filters
+            )
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     render(rows, fmt, title="Token usage", columns=[*fields, *USAGE_COLUMNS])

@@ -72,6 +72,7 @@ class Call:
     fmt: str
     endpoint: str
     body: dict[str, Any] | None = None
+    body_bytes: int = 0
     deployment: Deployment | None = None
     reservation: Reservation | None = None
     recorded: bool = False
@@ -173,7 +174,7 @@ class Gateway:
                 param="X-Tokenomy-Step",
             )
         ev.step = step
-        body = await self._read_json(request)
+        body, call.body_bytes = await self._read_json(request)
         if isinstance(body.get("model"), str):
             ev.model = body["model"]  # recorded even if the body is invalid otherwise
         model = validate_body(call.endpoint, body)
@@ -216,14 +217,14 @@ class Gateway:
             return
         body, dep = call.body, call.deployment
         assert body is not None and dep is not None
-        input_tokens = await worst_case_input(call.endpoint, body)
+        input_tokens = await worst_case_input(call.endpoint, body, call.body_bytes)
         output_tokens = cap_output(call.endpoint, body, self.settings.models[ev.model])
         cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, ev.ts_ms)
         call.reservation = await self.budgets.admit(
             scopes, Demand(cost, input_tokens + output_tokens)
         )
 
-    async def _read_json(self, request: web.Request) -> dict[str, Any]:
+    async def _read_json(self, request: web.Request) -> tuple[dict[str, Any], int]:
         length = request.content_length
         if length is not None and length > self.max_body:
             raise PayloadTooLarge(
@@ -247,7 +248,7 @@ class Gateway:
             raise InvalidRequest(f"Request body is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise InvalidRequest("Request body must be a JSON object.")
-        return body
+        return body, len(raw)
 
     def _upstream_plan(self, call: Call) -> tuple[Any, str, dict[str, Any]]:
         """(adapter, upstream endpoint, upstream body) — translating formats when needed."""

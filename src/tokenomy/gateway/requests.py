@@ -6,6 +6,7 @@ fields the gateway relies on are checked, with messages a client can act on.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tokenomy.config import Model
@@ -95,19 +96,26 @@ def response_text(endpoint: str, data: dict[str, Any]) -> str:
 DEFAULT_OUTPUT_CAP = 16_384
 # o200k counts differ from other vendors' tokenizers; reserve with a margin.
 _INPUT_MARGIN_NUM, _INPUT_MARGIN_DEN, _INPUT_MARGIN_ADD = 5, 4, 64
-_SMALL_BODY_CHARS = 16_384
+_SMALL_BODY_BYTES = 2_048
+_INLINE_COUNT_BYTES = 32_768
 
 
-async def worst_case_input(endpoint: str, body: dict[str, Any]) -> int:
-    """Input tokens to reserve for: the offline count plus a margin for other tokenizers."""
-    import asyncio
+async def worst_case_input(endpoint: str, body: dict[str, Any], body_bytes: int) -> int:
+    """Input tokens to reserve for.
 
-    probe = body.get("messages") or body.get("input") or body.get("prompt") or ""
-    if len(str(probe)) <= _SMALL_BODY_CHARS:
+    Byte-level BPE tokenizers (OpenAI's, Anthropic's, Llama's) never make more tokens than
+    the text has bytes, and the JSON body holds more bytes than its text plus per-message
+    overheads: for small bodies its size is a strict bound that costs nothing to compute.
+    Larger bodies are counted offline, with a margin for other vendors' tokenizers.
+    """
+    if body_bytes <= _SMALL_BODY_BYTES:
+        return body_bytes
+    if body_bytes <= _INLINE_COUNT_BYTES:
         counted = estimate_input(endpoint, body)
     else:  # tokenising a long prompt takes milliseconds: keep it off the event loop
         counted = await asyncio.to_thread(estimate_input, endpoint, body)
-    return -(-counted * _INPUT_MARGIN_NUM // _INPUT_MARGIN_DEN) + _INPUT_MARGIN_ADD
+    bound = -(-counted * _INPUT_MARGIN_NUM // _INPUT_MARGIN_DEN) + _INPUT_MARGIN_ADD
+    return min(bound, body_bytes)
 
 
 def cap_output(endpoint: str, body: dict[str, Any], model: Model) -> int:
