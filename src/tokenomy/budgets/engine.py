@@ -55,6 +55,7 @@ class Tracker:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     spent_seen: int = 0  # last ``spent`` read from the database
     limit_seen: int = 0
+    leased_seen: int = 0  # capacity held by gateways (in-flight reservations) at that read
 
 
 @dataclass(slots=True)
@@ -220,7 +221,7 @@ class BudgetEngine:
             )
             if grant is None:
                 return False
-            t.spent_seen, t.limit_seen = grant.spent, grant.limit
+            t.spent_seen, t.limit_seen, t.leased_seen = grant.spent, grant.limit, grant.leased
             if grant.granted == 0:
                 t.tight = True
                 return False
@@ -246,7 +247,8 @@ class BudgetEngine:
             )
         return BudgetExceeded(
             f"Budget exceeded for {b.scope}: limit {show_amount(b.unit, t.limit_seen)} per "
-            f"{b.period}, spent {show_amount(b.unit, t.spent_seen)}, this request needs up to "
+            f"{b.period}, spent {show_amount(b.unit, t.spent_seen)}, reserved "
+            f"{show_amount(b.unit, t.leased_seen)}, this request needs up to "
             f"{show_amount(b.unit, need)}; resets {reset}."
         )
 

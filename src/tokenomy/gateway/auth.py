@@ -30,6 +30,7 @@ class KeyCache:
         self._store = store
         self._table: dict[str, Principal | None] = {}
         self._misses: dict[str, float] = {}  # hash → when it was found unknown
+        self._pending: dict[str, asyncio.Future[bool]] = {}  # look-ups under way
         self._lookup_window = 0.0
         self._lookups = 0
         self._task: asyncio.Task[None] | None = None
@@ -57,7 +58,14 @@ class KeyCache:
                 log.error("key table refresh failed: %s", exc)
 
     async def _lookup(self, digest: str) -> bool:
-        """Look one unknown key up in the database; True if it now is in the table."""
+        """Look one unknown key up in the database; True if it now is in the table.
+
+        Concurrent first uses of the same key share one look-up (a fleet of agents starting
+        with a new key must not be refused by the look-up rate limit).
+        """
+        pending = self._pending.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
         now = time.monotonic()
         missed = self._misses.get(digest)
         if missed is not None and now - missed < NEGATIVE_TTL_S:
@@ -67,12 +75,22 @@ class KeyCache:
         if self._lookups >= MISS_LOOKUPS_PER_S:
             return False
         self._lookups += 1
-        exists, principal = await asyncio.to_thread(self._store.find_key, digest)
-        if not exists:
-            self._misses[digest] = now
-            return False
-        self._table[digest] = principal
-        return True
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending[digest] = future
+        try:
+            exists, principal = await asyncio.to_thread(self._store.find_key, digest)
+            if exists:
+                self._table[digest] = principal
+            else:
+                self._misses[digest] = now
+            future.set_result(exists)
+            return exists
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: waiters re-raise it, nobody else must
+            raise
+        finally:
+            del self._pending[digest]
 
     async def authenticate(self, secret: str | None) -> Principal:
         if not secret:

@@ -32,7 +32,13 @@ from tokenomy.errors import (
 )
 from tokenomy.gateway import relays
 from tokenomy.gateway.auth import KeyCache
-from tokenomy.gateway.requests import cap_output, response_text, validate_body, worst_case_input
+from tokenomy.gateway.requests import (
+    cap_output,
+    output_cap,
+    response_text,
+    validate_body,
+    worst_case_input,
+)
 from tokenomy.gateway.wire_errors import (
     ANTHROPIC,
     OPENAI,
@@ -149,8 +155,16 @@ class Gateway:
             )
 
     def _fail(self, call: Call, err: RequestError, headers: dict[str, str]) -> web.Response:
-        call.event.error_kind = err.error_kind
-        call.event.error_message = err.message[:1000]
+        ev = call.event
+        ev.error_kind = err.error_kind
+        ev.error_message = err.message[:1000]
+        if ev.cost_nanos is None:
+            # A request that failed without using a token cost nothing (and must not keep
+            # its budget reservation as if it had cost the worst case).
+            if ev.usage.is_empty():
+                ev.cost_nanos = 0
+            else:
+                self._price(call)
         self._record(call, http_status(err))
         return error_response(call.fmt, err, headers)
 
@@ -218,7 +232,9 @@ class Gateway:
         body, dep = call.body, call.deployment
         assert body is not None and dep is not None
         input_tokens = await worst_case_input(call.endpoint, body, call.body_bytes)
-        output_tokens = cap_output(call.endpoint, body, self.settings.models[ev.model])
+        output_tokens = cap_output(
+            call.endpoint, body, self.settings.models[ev.model], dep.provider.base_url
+        )
         cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, ev.ts_ms)
         call.reservation = await self.budgets.admit(
             scopes, Demand(cost, input_tokens + output_tokens)
@@ -466,6 +482,11 @@ class Gateway:
             output_text=output_text,
         )
         call.event.estimated = estimated
+        cap = output_cap(endpoint, body)
+        if estimated and cap is not None and usage.output_tokens > cap:
+            # The upstream stops at the cap in its own tokenizer; ours may count more.
+            usage.output_tokens = cap
+            usage.reasoning_tokens = min(usage.reasoning_tokens, cap)
         return usage
 
     def _price(self, call: Call) -> None:

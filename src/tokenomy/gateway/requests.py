@@ -118,19 +118,32 @@ async def worst_case_input(endpoint: str, body: dict[str, Any], body_bytes: int)
     return min(bound, body_bytes)
 
 
-def cap_output(endpoint: str, body: dict[str, Any], model: Model) -> int:
-    """Most output the request can produce (x ``n`` choices); sets a cap when none is given."""
+_CAP_FIELDS = {
+    CHAT: ("max_completion_tokens", "max_tokens"),
+    COMPLETIONS: ("max_tokens",),
+    RESPONSES: ("max_output_tokens",),
+    MESSAGES: ("max_tokens",),
+}
+
+
+def output_cap(endpoint: str, body: dict[str, Any]) -> int | None:
+    """The most output the request allows over all its choices, if it sets a cap."""
     if endpoint == EMBEDDINGS:
         return 0
-    names = {
-        CHAT: ("max_completion_tokens", "max_tokens"),
-        COMPLETIONS: ("max_tokens",),
-        RESPONSES: ("max_output_tokens",),
-        MESSAGES: ("max_tokens",),
-    }[endpoint]
-    cap = next((body[n] for n in names if isinstance(body.get(n), int)), None)
+    cap = next((body[n] for n in _CAP_FIELDS[endpoint] if isinstance(body.get(n), int)), None)
     if cap is None:
-        cap = model.max_output_tokens or DEFAULT_OUTPUT_CAP
-        body[names[0] if endpoint != CHAT else "max_tokens"] = cap
+        return None
     n = body.get("n") if endpoint in (CHAT, COMPLETIONS) else 1
     return int(cap) * (n if isinstance(n, int) and n > 0 else 1)
+
+
+def cap_output(endpoint: str, body: dict[str, Any], model: Model, upstream_url: str) -> int:
+    """Most output the request can produce (x ``n`` choices); sets a cap when none is given."""
+    cap = output_cap(endpoint, body)
+    if cap is not None:
+        return cap
+    field = _CAP_FIELDS[endpoint][-1]
+    if endpoint == CHAT and "api.openai.com" in upstream_url:
+        field = "max_completion_tokens"  # OpenAI's reasoning models refuse max_tokens
+    body[field] = model.max_output_tokens or DEFAULT_OUTPUT_CAP
+    return output_cap(endpoint, body) or 0
