@@ -149,7 +149,7 @@ async def test_upstream_error_and_aborted_stream_release(
         await gw.gateway.budgets.refresh()
         async with aiohttp.ClientSession() as s:
             # An upstream error: the reservation goes back, nothing is spent.
-            status, body = await _post(s, gw.url, gw.key, {**BODY, "model": "broken"})
+            status, _ = await _post(s, gw.url, gw.key, {**BODY, "model": "broken"})
             assert status == 500
             assert gw.gateway.budgets.local_reserved() == 0
             # A stream the client abandons after the first bytes (the upstream stalls
@@ -312,7 +312,7 @@ def gateway_processes(n: int, db_url: str, upstream: str, tmp: Path) -> Iterator
 async def replicas(n: int, pg_url: str, tmp: Path) -> AsyncIterator[tuple[list[str], Store, str]]:
     async with FakeOpenAI() as oai:
         store = open_store(pg_url)
-        record, key = store.create_key(org="acme", team="research", user="alice")
+        _, key = store.create_key(org="acme", team="research", user="alice")
         with gateway_processes(n, pg_url, oai.base_url, tmp) as urls:
             yield urls, store, key
         store.close()

@@ -134,14 +134,16 @@ class MessagesToChatStream:
         self._done = True
         if not self.include_usage:
             return []
-        return [{
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": anthropic_usage_to_openai(self._usage),
-        }]
+        return [
+            {
+                "id": self._id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": anthropic_usage_to_openai(self._usage),
+            }
+        ]
 
     def _chunk(self, delta: JSON, finish_reason: str | None = None) -> JSON:
         chunk: JSON = {
@@ -174,17 +176,25 @@ class MessagesToChatStream:
             tool_index = len(self._tool_index)
             self._tool_index[data.get("index", -1)] = tool_index
             initial = block.get("input")
-            return [self._chunk({"tool_calls": [{
-                "index": tool_index,
-                "id": str(block.get("id") or ""),
-                "type": "function",
-                # Streams start tool input as {} and send it as input_json_delta; a
-                # non-empty start (replayed or synthetic streams) is the whole input.
-                "function": {
-                    "name": str(block.get("name") or ""),
-                    "arguments": dumps(initial) if initial else "",
-                },
-            }]})]
+            return [
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": tool_index,
+                                "id": str(block.get("id") or ""),
+                                "type": "function",
+                                # Streams start tool input as {} and send it as input_json_delta; a
+                                # non-empty start (replayed or synthetic) is the whole input.
+                                "function": {
+                                    "name": str(block.get("name") or ""),
+                                    "arguments": dumps(initial) if initial else "",
+                                },
+                            }
+                        ]
+                    }
+                )
+            ]
         return []
 
     def _block_delta(self, data: JSON) -> list[JSON]:
@@ -196,9 +206,15 @@ class MessagesToChatStream:
             tool_index = self._tool_index.get(data.get("index", -1))
             if tool_index is None:
                 return []  # input of a server tool: nothing the client can call
-            return [self._chunk({"tool_calls": [
-                {"index": tool_index, "function": {"arguments": delta["partial_json"]}}
-            ]})]
+            return [
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {"index": tool_index, "function": {"arguments": delta["partial_json"]}}
+                        ]
+                    }
+                )
+            ]
         if kind == "thinking_delta" and delta.get("thinking"):
             return [self._chunk({"reasoning_content": delta["thinking"]})]
         return []  # signature_delta, citations_delta, empty fragments
@@ -222,7 +238,6 @@ class MessagesToChatStream:
     def _finish_chunk(self, finish: str) -> list[JSON]:
         self._finished = True
         return [self._chunk({}, finish)]
-
 
 
 class ChatToMessagesStream:
@@ -350,19 +365,22 @@ class ChatToMessagesStream:
         upstream_id = chunk.get("id")
         if not isinstance(upstream_id, str) or not upstream_id:
             upstream_id = random_id()
-        return ("message_start", {
-            "type": "message_start",
-            "message": {
-                "id": f"msg_{upstream_id}",
-                "type": "message",
-                "role": "assistant",
-                "model": self.model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
+        return (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": f"msg_{upstream_id}",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                },
             },
-        })
+        )
 
     def _open_block(self, block: JSON, events: list[tuple[str, JSON]]) -> int:
         self._close(events)
@@ -370,19 +388,25 @@ class ChatToMessagesStream:
         self._blocks += 1
         self._open = index
         self._open_is_text = block["type"] == "text"
-        events.append(("content_block_start",
-                       {"type": "content_block_start", "index": index, "content_block": block}))
+        events.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": block},
+            )
+        )
         return index
 
     def _close(self, events: list[tuple[str, JSON]]) -> None:
         if self._open is not None:
-            events.append(("content_block_stop",
-                           {"type": "content_block_stop", "index": self._open}))
+            events.append(
+                ("content_block_stop", {"type": "content_block_stop", "index": self._open})
+            )
             self._open = None
 
     def _delta(self, index: int, delta: JSON, events: list[tuple[str, JSON]]) -> None:
-        events.append(("content_block_delta",
-                       {"type": "content_block_delta", "index": index, "delta": delta}))
+        events.append(
+            ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+        )
 
     def _text(self, text: str, events: list[tuple[str, JSON]]) -> None:
         if self._open is not None and self._open_is_text:
@@ -403,12 +427,15 @@ class ChatToMessagesStream:
         if not isinstance(arguments, str):
             arguments = ""
         if key not in self._tools:
-            self._tools[key] = self._open_block({
-                "type": "tool_use",
-                "id": tool_id(call.get("id")),
-                "name": str(fn.get("name") or ""),
-                "input": {},
-            }, events)
+            self._tools[key] = self._open_block(
+                {
+                    "type": "tool_use",
+                    "id": tool_id(call.get("id")),
+                    "name": str(fn.get("name") or ""),
+                    "input": {},
+                },
+                events,
+            )
         elif self._tools[key] != self._open and arguments:
             raise UpstreamError(
                 "upstream interleaved tool-call argument fragments, which cannot be "
@@ -416,20 +443,28 @@ class ChatToMessagesStream:
                 upstream_body=call,
             )
         if arguments:
-            self._delta(self._tools[key],
-                        {"type": "input_json_delta", "partial_json": arguments}, events)
+            self._delta(
+                self._tools[key], {"type": "input_json_delta", "partial_json": arguments}, events
+            )
 
     def _stop(self) -> list[tuple[str, JSON]]:
         self._stopped = True
-        stop_reason = finish_to_stop(self._finish, has_tools=bool(self._tools),
-                                   refused=self._refused)
-        usage = (openai_usage_to_anthropic(self._usage) if self._usage is not None
-                 else {"output_tokens": 0})
+        stop_reason = finish_to_stop(
+            self._finish, has_tools=bool(self._tools), refused=self._refused
+        )
+        usage = (
+            openai_usage_to_anthropic(self._usage)
+            if self._usage is not None
+            else {"output_tokens": 0}
+        )
         return [
-            ("message_delta", {
-                "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": usage,
-            }),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": usage,
+                },
+            ),
             ("message_stop", {"type": "message_stop"}),
         ]
