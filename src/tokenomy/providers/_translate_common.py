@@ -147,9 +147,7 @@ def anthropic_usage_to_openai(usage: Any) -> JSON:
     }
     details = u.get("output_tokens_details")
     if isinstance(details, dict) and details.get("thinking_tokens") is not None:
-        out["completion_tokens_details"] = {
-            "reasoning_tokens": count(details["thinking_tokens"])
-        }
+        out["completion_tokens_details"] = {"reasoning_tokens": count(details["thinking_tokens"])}
     return out
 
 
@@ -175,9 +173,7 @@ def openai_usage_to_anthropic(usage: Any) -> JSON:
     }
     out_details = u.get("completion_tokens_details")
     if isinstance(out_details, dict) and out_details.get("reasoning_tokens") is not None:
-        out["output_tokens_details"] = {
-            "thinking_tokens": count(out_details["reasoning_tokens"])
-        }
+        out["output_tokens_details"] = {"thinking_tokens": count(out_details["reasoning_tokens"])}
     return out
 
 

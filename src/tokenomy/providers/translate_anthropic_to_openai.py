@@ -31,11 +31,20 @@ __all__ = ["chat_response_to_messages", "messages_request_to_chat"]
 
 # Assistant-turn blocks that record Anthropic-side work (thinking, server tools): an
 # OpenAI upstream can neither verify nor replay them, so they are left out.
-_SKIPPED_ASSISTANT_BLOCKS = frozenset({
-    "thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result",
-    "web_fetch_tool_result", "code_execution_tool_result", "bash_code_execution_tool_result",
-    "text_editor_code_execution_tool_result", "tool_search_tool_result", "container_upload",
-})
+_SKIPPED_ASSISTANT_BLOCKS = frozenset(
+    {
+        "thinking",
+        "redacted_thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "tool_search_tool_result",
+        "container_upload",
+    }
+)
 
 
 # --------------------------------------------------------------------------- request
@@ -101,8 +110,9 @@ def messages_request_to_chat(
     stop = body.get("stop_sequences")
     if stop:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise InvalidRequest("'stop_sequences' must be an array of strings",
-                                 param="stop_sequences")
+            raise InvalidRequest(
+                "'stop_sequences' must be an array of strings", param="stop_sequences"
+            )
         out["stop"] = list(stop)
     for key in ("temperature", "top_p"):
         value = optional_number(body, key)
@@ -133,8 +143,7 @@ def _joined_text(content: Any, param: str) -> str:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise InvalidRequest(f"'{param}' must be a string or an array of text blocks",
-                             param=param)
+        raise InvalidRequest(f"'{param}' must be a string or an array of text blocks", param=param)
     texts: list[str] = []
     for j, block in enumerate(content):
         block = obj(block)
@@ -149,8 +158,9 @@ def _user_messages(content: Any, param: str) -> list[JSON]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     if not isinstance(content, list):
-        raise InvalidRequest(f"'{param}.content' must be a string or an array of blocks",
-                             param=f"{param}.content")
+        raise InvalidRequest(
+            f"'{param}.content' must be a string or an array of blocks", param=f"{param}.content"
+        )
     tool_messages: list[JSON] = []
     tool_images: list[JSON] = []
     parts: list[JSON] = []
@@ -250,8 +260,9 @@ def _tool_message(block: JSON, param: str) -> tuple[JSON, list[JSON]]:
             else:
                 images.append(part)
     elif content is not None:
-        raise InvalidRequest(f"'{param}.content' must be a string or an array",
-                             param=f"{param}.content")
+        raise InvalidRequest(
+            f"'{param}.content' must be a string or an array", param=f"{param}.content"
+        )
     text = "\n".join(t for t in texts if t)
     if block.get("is_error") is True:
         # OpenAI has no error flag on tool results: say it in the text the model reads.
@@ -265,8 +276,9 @@ def _assistant_message(content: Any, param: str) -> JSON | None:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     if not isinstance(content, list):
-        raise InvalidRequest(f"'{param}.content' must be a string or an array of blocks",
-                             param=f"{param}.content")
+        raise InvalidRequest(
+            f"'{param}.content' must be a string or an array of blocks", param=f"{param}.content"
+        )
     texts: list[str] = []
     calls: list[JSON] = []
     for j, block in enumerate(content):
@@ -276,13 +288,19 @@ def _assistant_message(content: Any, param: str) -> JSON | None:
             texts.append(block["text"])
         elif kind == "tool_use":
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
-                raise InvalidRequest(f"'{param}.content[{j}]' needs an id and a name",
-                                     param=f"{param}.content[{j}]")
-            calls.append({
-                "id": block["id"],
-                "type": "function",
-                "function": {"name": block["name"], "arguments": dumps(block.get("input") or {})},
-            })
+                raise InvalidRequest(
+                    f"'{param}.content[{j}]' needs an id and a name", param=f"{param}.content[{j}]"
+                )
+            calls.append(
+                {
+                    "id": block["id"],
+                    "type": "function",
+                    "function": {
+                        "name": block["name"],
+                        "arguments": dumps(block.get("input") or {}),
+                    },
+                }
+            )
         elif kind not in _SKIPPED_ASSISTANT_BLOCKS:
             raise InvalidRequest(
                 f"assistant content block type {kind!r} is not supported by this model's "
@@ -333,8 +351,7 @@ def _convert_tools(body: JSON, out: JSON) -> None:
     elif kind == "tool" and isinstance(choice.get("name"), str):
         out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
     elif body.get("tool_choice") is not None:
-        raise InvalidRequest("'tool_choice' must be auto, any, tool or none",
-                             param="tool_choice")
+        raise InvalidRequest("'tool_choice' must be auto, any, tool or none", param="tool_choice")
     if choice.get("disable_parallel_tool_use") is True:
         out["parallel_tool_calls"] = False
 
@@ -380,12 +397,14 @@ def chat_response_to_messages(resp: JSON, model: str) -> JSON:
         fn = obj(call.get("function"))
         if not fn:
             continue  # custom tool calls: never requested by this gateway
-        blocks.append({
-            "type": "tool_use",
-            "id": tool_id(call.get("id")),
-            "name": str(fn.get("name") or ""),
-            "input": parse_arguments(fn.get("arguments")),
-        })
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": tool_id(call.get("id")),
+                "name": str(fn.get("name") or ""),
+                "input": parse_arguments(fn.get("arguments")),
+            }
+        )
     finish = choice.get("finish_reason")
     stop_reason = finish_to_stop(
         finish if isinstance(finish, str) else None,

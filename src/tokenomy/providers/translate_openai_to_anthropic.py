@@ -37,9 +37,7 @@ _EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
 # --------------------------------------------------------------------------- request
 
 
-def chat_request_to_messages(
-    body: JSON, upstream_model: str, default_max_tokens: int
-) -> JSON:
+def chat_request_to_messages(body: JSON, upstream_model: str, default_max_tokens: int) -> JSON:
     """Translate an OpenAI Chat Completions request into an Anthropic Messages request.
 
     ``system`` and ``developer`` messages, wherever they appear, are hoisted in order into
@@ -108,8 +106,9 @@ def chat_request_to_messages(
     if response_format.get("type") == "json_schema":
         schema = obj(response_format.get("json_schema")).get("schema")
         if not isinstance(schema, dict):
-            raise InvalidRequest("'response_format.json_schema.schema' must be an object",
-                                 param="response_format")
+            raise InvalidRequest(
+                "'response_format.json_schema.schema' must be an object", param="response_format"
+            )
         out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
 
     user = body.get("user") or body.get("safety_identifier")
@@ -387,12 +386,14 @@ def _assistant_blocks(msg: JSON, param: str) -> list[JSON]:
             raise InvalidRequest(f"'{p}': only function tool calls are supported", param=p)
         if not isinstance(fn.get("name"), str) or not isinstance(call.get("id"), str):
             raise InvalidRequest(f"'{p}' needs an id and a function name", param=p)
-        blocks.append({
-            "type": "tool_use",
-            "id": tool_id(call["id"]),
-            "name": fn["name"],
-            "input": parse_arguments(fn.get("arguments")),
-        })
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": tool_id(call["id"]),
+                "name": fn["name"],
+                "input": parse_arguments(fn.get("arguments")),
+            }
+        )
     return blocks
 
 
@@ -413,8 +414,9 @@ def _convert_tools(body: JSON, out: JSON) -> None:
                 param=f"tools[{i}]",
             )
         if not isinstance(fn.get("name"), str) or not fn["name"]:
-            raise InvalidRequest(f"'tools[{i}].function.name' is required",
-                                 param=f"tools[{i}].function.name")
+            raise InvalidRequest(
+                f"'tools[{i}].function.name' is required", param=f"tools[{i}].function.name"
+            )
         # ``strict`` is not carried over: Anthropic's strict tools need model support, and
         # OpenAI agent SDKs set it by default, so forwarding it would fail many requests.
         entry: JSON = {"name": fn["name"], "input_schema": fn.get("parameters") or _EMPTY_SCHEMA}
@@ -427,8 +429,9 @@ def _convert_tools(body: JSON, out: JSON) -> None:
         # Anthropic has no allow-list: narrowing ``tools`` has the same effect.
         converted = [t for t in converted if t["name"] in allowed]
         if not converted:
-            raise InvalidRequest("'tool_choice.allowed_tools' names none of the tools",
-                                 param="tool_choice")
+            raise InvalidRequest(
+                "'tool_choice.allowed_tools' names none of the tools", param="tool_choice"
+            )
     if body.get("parallel_tool_calls") is False and (choice or {}).get("type") != "none":
         choice = choice or {"type": "auto"}
         choice["disable_parallel_tool_use"] = True
@@ -455,8 +458,7 @@ def _tool_choice(choice: Any) -> tuple[JSON | None, set[str] | None]:
         if kind == "allowed_tools":
             allowed = obj(choice.get("allowed_tools"))
             names = {
-                str(obj(obj(t).get("function")).get("name"))
-                for t in allowed.get("tools") or []
+                str(obj(obj(t).get("function")).get("name")) for t in allowed.get("tools") or []
             }
             return {"type": "any" if allowed.get("mode") == "required" else "auto"}, names
     raise InvalidRequest(
@@ -496,9 +498,7 @@ def messages_response_to_chat(resp: JSON, model: str, *, created: int | None = N
         "object": "chat.completion",
         "created": now() if created is None else created,
         "model": model,
-        "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
         "usage": anthropic_usage_to_openai(resp.get("usage")),
     }
 
@@ -515,14 +515,16 @@ def _chat_message(content: Any) -> tuple[JSON, bool]:
         elif kind == "thinking":
             thoughts.append(str(block.get("thinking") or ""))
         elif kind == "tool_use":
-            calls.append({
-                "id": str(block.get("id") or ""),
-                "type": "function",
-                "function": {
-                    "name": str(block.get("name") or ""),
-                    "arguments": dumps(block.get("input") or {}),
-                },
-            })
+            calls.append(
+                {
+                    "id": str(block.get("id") or ""),
+                    "type": "function",
+                    "function": {
+                        "name": str(block.get("name") or ""),
+                        "arguments": dumps(block.get("input") or {}),
+                    },
+                }
+            )
     message: JSON = {
         "role": "assistant",
         # OpenAI sends null content for a pure tool call, "" for an empty answer.
