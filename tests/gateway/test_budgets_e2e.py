@@ -58,7 +58,9 @@ def budget_config(openai_url: str, **gateway: Any) -> dict[str, Any]:
     cfg["models"].append(
         {
             "name": "stalling",
-            "deployments": [{"provider": "oai", "model": "fake-stall-3s", "price": "output-only"}],
+            "deployments": [
+                {"provider": "oai", "model": "fake-stall-3s+no-usage", "price": "output-only"}
+            ],
         }
     )
     cfg["prices"]["output-only"] = {"input": "0", "output": "10"}
@@ -313,9 +315,11 @@ async def replicas(n: int, pg_url: str, tmp: Path) -> AsyncIterator[tuple[list[s
     async with FakeOpenAI() as oai:
         store = open_store(pg_url)
         _, key = store.create_key(org="acme", team="research", user="alice")
-        with gateway_processes(n, pg_url, oai.base_url, tmp) as urls:
-            yield urls, store, key
-        store.close()
+        try:
+            with gateway_processes(n, pg_url, oai.base_url, tmp) as urls:
+                yield urls, store, key
+        finally:
+            store.close()
 
 
 async def test_500_concurrent_requests_three_gateways_on_postgres(

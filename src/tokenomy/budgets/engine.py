@@ -218,6 +218,7 @@ class BudgetEngine:
                 need - t.balance,
                 tight_factor=TIGHT_FACTOR,
                 lease_divisor=LEASE_DIVISOR,
+                granule=need,
             )
             if grant is None:
                 return False

@@ -237,22 +237,31 @@ def audit_trail(store: Store, limit: int = 100) -> list[dict[str, Any]]:
         ]
 
 
-def _used(cur: Any, store: Store, bid: str, start: int, now: int) -> int:
-    """spent + live leases of one budget period (the caller holds the transaction)."""
-    cur.execute(
-        store._q("SELECT spent FROM budget_usage WHERE budget_id = ? AND period_start_ms = ?"),
-        (bid, start),
-    )
-    r = cur.fetchone()
-    spent = int(r[0]) if r else 0
+def _spent_and_leased(
+    cur: Any, store: Store, bid: str, start: int, live_since: int
+) -> tuple[int, int]:
+    """``spent`` and the sum of live leases of one budget period, read in ONE statement.
+
+    One statement sees one snapshot: a concurrent flush moves an amount from a lease to
+    ``spent`` atomically, and two separate reads under READ COMMITTED could see the lease
+    already reduced but ``spent`` not yet raised, and so grant that amount twice.
+    """
     cur.execute(
         store._q(
-            "SELECT COALESCE(SUM(amount), 0) FROM budget_leases WHERE "
-            "budget_id = ? AND period_start_ms = ? AND heartbeat_ms >= ?"
+            "SELECT COALESCE((SELECT spent FROM budget_usage WHERE budget_id = ? AND "
+            "period_start_ms = ?), 0), COALESCE((SELECT SUM(amount) FROM budget_leases "
+            "WHERE budget_id = ? AND period_start_ms = ? AND heartbeat_ms >= ?), 0)"
         ),
-        (bid, start, now - LEASE_TTL_MS),
+        (bid, start, bid, start, live_since),
     )
-    return spent + int(cur.fetchone()[0])
+    spent, leased = cur.fetchone()
+    return int(spent), int(leased)
+
+
+def _used(cur: Any, store: Store, bid: str, start: int, now: int) -> int:
+    """spent + live leases of one budget period (the caller holds the transaction)."""
+    spent, leased = _spent_and_leased(cur, store, bid, start, now - LEASE_TTL_MS)
+    return spent + leased
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +285,7 @@ def grant_lease(
     *,
     tight_factor: int,
     lease_divisor: int,
+    granule: int = 0,
 ) -> Grant | None:
     """Lease ``need`` (plus headroom when the budget is far from its limit) to ``holder``.
 
@@ -296,27 +306,18 @@ def grant_lease(
             ),
             (bid, period_start, now - LEASE_TTL_MS),
         )
-        cur.execute(
-            store._q("SELECT spent FROM budget_usage WHERE budget_id = ? AND period_start_ms = ?"),
-            (bid, period_start),
-        )
-        r = cur.fetchone()
-        spent = int(r[0]) if r else 0
-        cur.execute(
-            store._q(
-                "SELECT COALESCE(SUM(amount), 0) FROM budget_leases WHERE "
-                "budget_id = ? AND period_start_ms = ?"
-            ),
-            (bid, period_start),
-        )
-        leased = int(cur.fetchone()[0])
+        # Stale leases were deleted just above: every lease left counts.
+        spent, leased = _spent_and_leased(cur, store, bid, period_start, 0)
         available = limit - spent - leased
         if available < need:
             return Grant(0, limit, spent, leased)
         spare = available - need
         # Far from the limit, lease a slice of the headroom so most requests need no round
         # trip; near it, lease exactly what is needed so no capacity sits idle elsewhere.
-        extra = spare // lease_divisor if spare >= tight_factor * need else 0
+        step = max(granule, 1)
+        # Headroom in whole requests: a replica's leftover is then either enough for one
+        # more request of this size or nothing, so replicas stop within one request's cost.
+        extra = spare // lease_divisor // step * step if spare >= tight_factor * step else 0
         amount = need + extra
         cur.execute(
             store._q(
@@ -348,7 +349,8 @@ def flush(store: Store, holder: str, items: list[Settlement]) -> dict[tuple[str,
     now = _now_ms()
     spent: dict[tuple[str, int], int] = {}
     with store.transaction() as cur:
-        for s in items:
+        # A fixed order: two replicas flushing the same budgets cannot deadlock.
+        for s in sorted(items, key=lambda s: (s.budget_id, s.period_start)):
             if s.spent_delta:
                 cur.execute(
                     store._q(
@@ -418,20 +420,6 @@ def status(
     with store.transaction() as cur:
         for b in budgets:
             start, end = period_bounds(b.period, now, tz)
-            cur.execute(
-                store._q(
-                    "SELECT spent FROM budget_usage WHERE budget_id = ? AND period_start_ms = ?"
-                ),
-                (b.id, start),
-            )
-            r = cur.fetchone()
-            cur.execute(
-                store._q(
-                    "SELECT COALESCE(SUM(amount), 0) FROM budget_leases WHERE "
-                    "budget_id = ? AND period_start_ms = ? AND heartbeat_ms >= ?"
-                ),
-                (b.id, start, now - LEASE_TTL_MS),
-            )
-            leased = int(cur.fetchone()[0])
-            out.append(BudgetStatus(b, start, end, int(r[0]) if r else 0, leased))
+            spent, leased = _spent_and_leased(cur, store, b.id, start, now - LEASE_TTL_MS)
+            out.append(BudgetStatus(b, start, end, spent, leased))
     return out

@@ -8,6 +8,7 @@ exactly one usage event is recorded for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -398,46 +399,35 @@ class Gateway:
                 if done:
                     break
             if not done:
-                raise UpstreamUnavailable("Upstream closed the stream before it was complete.")
+                raise _cut_short(relay)
             await self._finish_stream(call, relay, complete=True, status=200)
             await response.write(relay.tail())
             await response.write_eof()
         except ConnectionResetError:
-            # The client went away: stop reading upstream, bill what was produced so far.
+            # The client went away: stop reading upstream, bill what was produced so far
+            # (exactly, when the upstream had already reported its final usage).
             status = CLIENT_CLOSED
             call.event.error_kind = "client_disconnected"
-            await self._finish_stream(call, relay, complete=False, status=status)
+            await self._finish_stream(call, relay, complete=True, status=status)
         except asyncio.CancelledError:
             status = CLIENT_CLOSED
             call.event.error_kind = "cancelled"
-            await self._finish_stream(call, relay, complete=False, status=status)
+            await self._finish_stream(call, relay, complete=True, status=status)
             raise
-        except (aiohttp.ClientError, TimeoutError, UpstreamError) as exc:
-            err = (
-                exc
-                if isinstance(exc, UpstreamError)
-                else (
-                    UpstreamTimeout("Upstream stream timed out.")
-                    if isinstance(exc, TimeoutError)
-                    else UpstreamUnavailable(f"Upstream stream failed: {exc}")
-                )
-            )
+        except Exception as exc:
+            # Headers are sent: the error goes into the stream, in the client's format.
+            err = _stream_error(exc, call.event.id)
             call.event.error_kind = err.error_kind
-            call.event.error_message = err.message
+            call.event.error_message = err.message[:1000]
             await self._finish_stream(call, relay, complete=False, status=200)
-            try:
+            with contextlib.suppress(ConnectionResetError):
                 await response.write(relay.error(err.message))
                 await response.write_eof()
-            except ConnectionResetError:
-                pass
         finally:
             if relay.terminal_seen:
                 upstream.release()
             else:
                 upstream.close()  # unread rest: the connection cannot be reused
-            if not call.recorded:  # belt and braces: e.g. a bug in a relay
-                call.event.error_kind = call.event.error_kind or "internal_error"
-                await self._finish_stream(call, relay, complete=False, status=status)
         return response
 
     def _relay(self, call: Call, upstream_kind: str) -> relays.Relay:
@@ -507,6 +497,28 @@ class Gateway:
         ev.status = status
         ev.latency_ms = round((time.perf_counter() - call.started) * 1000, 3)
         self.writer.submit(ev)
+
+
+def _cut_short(relay: relays.Relay) -> UpstreamError:
+    """Why a stream ended before its terminal event."""
+    error = getattr(relay.meter, "error", None)
+    if error:
+        message = error.get("message") if isinstance(error, dict) else None
+        return UpstreamError(f"Upstream reported an error in the stream: {message or error}")
+    return UpstreamUnavailable("Upstream closed the stream before it was complete.")
+
+
+def _stream_error(exc: Exception, request_id: str) -> RequestError:
+    if isinstance(exc, RequestError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout("Upstream stream timed out.")
+    if isinstance(exc, aiohttp.ClientError):
+        return UpstreamUnavailable(f"Upstream stream failed: {exc}")
+    if isinstance(exc, orjson.JSONDecodeError):
+        return UpstreamError(f"Upstream sent an invalid stream event: {exc}")
+    log.exception("internal error in stream %s", request_id, exc_info=exc)
+    return InternalError(f"internal gateway error ({type(exc).__name__})")
 
 
 def _api_key(request: web.Request, fmt: str) -> str | None:
