@@ -127,14 +127,14 @@ class BudgetEngine:
         live = {b.id: b for b in budgets}
         self._current = {bid: t for bid, t in self._current.items() if bid in live}
         for key, t in list(self._trackers.items()):
-            b = live.get(t.budget.id)
-            if b is None:
+            fresh = live.get(t.budget.id)
+            if fresh is None:
                 if t.reserved == 0:
                     del self._trackers[key]
-            elif b != t.budget:
-                if b.period != t.budget.period:  # new calendar: a fresh tracker next time
-                    self._current.pop(b.id, None)
-                t.budget = b
+            elif fresh != t.budget:
+                if fresh.period != t.budget.period:  # new calendar: a fresh tracker next time
+                    self._current.pop(fresh.id, None)
+                t.budget = fresh
         self._last_refresh = time.monotonic()
 
     async def _loop(self) -> None:

@@ -310,8 +310,9 @@ class Gateway:
             raise UpstreamTimeout(f"Upstream {dep.provider.name} did not answer in time.") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"Cannot reach upstream {dep.provider.name}: {exc}") from exc
-        call.event.upstream_request_id = resp.headers.get("x-request-id") or resp.headers.get(
-            "request-id", ""
+        headers = resp.headers
+        call.event.upstream_request_id = (
+            headers.get("x-request-id") or headers.get("request-id") or ""
         )
         if resp.status >= 400:
             try:

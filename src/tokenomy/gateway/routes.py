@@ -14,7 +14,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def table(
-    proxy: Callable[[web.Request, str, str], Awaitable[web.StreamResponse]],
+    proxy: Callable[..., Awaitable[web.StreamResponse]],
     models: Handler,
     health: Handler,
 ) -> list[web.RouteDef]:
