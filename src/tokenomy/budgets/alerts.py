@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import aiohttp
 
 from tokenomy.budgets.model import Budget, from_amount, show_amount
+from tokenomy.budgets.periods import iso_utc
 
 log = logging.getLogger("tokenomy.alerts")
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 class AlertSink:
@@ -38,8 +34,8 @@ class AlertSink:
             "limit": str(from_amount(budget.unit, budget.limit)),
             "spent": str(from_amount(budget.unit, spent)),
             "period": budget.period,
-            "period_start": _iso(period_start),
-            "period_end": _iso(period_end) if period_end < 2**61 else None,
+            "period_start": iso_utc(period_start),
+            "period_end": iso_utc(period_end),
         }
         log.warning(
             "budget alert: %s reached %s%% (spent %s of %s)",

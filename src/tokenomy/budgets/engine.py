@@ -19,13 +19,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from tokenomy.budgets import storage
 from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.model import RATE_LIMIT, Budget, show_amount
-from tokenomy.budgets.periods import TOTAL_END_MS, period_bounds
+from tokenomy.budgets.periods import iso_utc, period_bounds
 from tokenomy.errors import BudgetExceeded, RateLimited
 from tokenomy.ledger.store import Store
 
@@ -232,13 +231,7 @@ class BudgetEngine:
 
     def _refusal(self, t: Tracker, need: int) -> BudgetExceeded | RateLimited:
         b = t.budget
-        reset = (
-            "never (total budget)"
-            if t.period_end >= TOTAL_END_MS
-            else (
-                datetime.fromtimestamp(t.period_end / 1000, UTC).isoformat().replace("+00:00", "Z")
-            )
-        )
+        reset = iso_utc(t.period_end) or "never (total budget)"
         if b.kind == RATE_LIMIT:
             retry = max(1, math.ceil((t.period_end - self._clock()) / 1000))
             return RateLimited(

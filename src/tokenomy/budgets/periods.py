@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 PERIODS = ("minute", "day", "week", "month", "year", "total")
@@ -35,6 +35,14 @@ def period_bounds(period: str, now_ms: int, tz: str = "UTC") -> tuple[int, int]:
     else:
         raise ValueError(f"unknown period {period!r}; use {', '.join(PERIODS)}")
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def iso_utc(ms: int, timespec: str = "seconds") -> str | None:
+    """``2026-12-01T00:00:00Z`` for an epoch-ms instant; None for "never" (a total budget)."""
+    if ms >= TOTAL_END_MS:
+        return None
+    text = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec=timespec)
+    return text.replace("+00:00", "Z")
 
 
 def _midnight(day: object, zone: ZoneInfo) -> datetime:

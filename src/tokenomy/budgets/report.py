@@ -4,24 +4,15 @@ the period resets and when, at the recent burn rate, the budget would run out.""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from tokenomy.budgets import storage
 from tokenomy.budgets.model import from_amount
-from tokenomy.budgets.periods import TOTAL_END_MS
+from tokenomy.budgets.periods import iso_utc
 from tokenomy.ledger.store import Store
 
 BURN_WINDOW_MS = 24 * 3600 * 1000
 _SCOPE_FILTER = {"org": "org", "team": "team", "user": "user", "key": "key", "agent": "agent"}
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None or ms >= TOTAL_END_MS:
-        return None
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
 
 
 def burn_per_day(store: Store, scope: str, unit: str, now_ms: int) -> int:
@@ -72,9 +63,9 @@ def budget_rows(
                 "spent": from_amount(b.unit, st.spent),
                 "reserved": from_amount(b.unit, st.reserved),
                 "remaining": from_amount(b.unit, remaining),
-                "period_end": _iso(st.period_end),
+                "period_end": iso_utc(st.period_end),
                 "burn_per_day": from_amount(b.unit, burn),
-                "projected_exhaustion": _iso(exhausted_ms),
+                "projected_exhaustion": None if exhausted_ms is None else iso_utc(exhausted_ms),
                 "runs_out_before_reset": exhausted_ms is not None and exhausted_ms < st.period_end,
                 "alerts": ",".join(str(a) for a in b.alerts),
             }

@@ -18,20 +18,10 @@ from typing import Any
 import orjson
 
 from tokenomy.budgets.model import BUDGET, Budget, budget_id
-from tokenomy.budgets.periods import period_bounds
+from tokenomy.budgets.periods import iso_utc, period_bounds
 from tokenomy.ledger.store import Store
 
 LEASE_TTL_MS = 30_000
-
-
-def _iso_ms(ms: int) -> str:
-    from datetime import UTC, datetime
-
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def _now_ms() -> int:
@@ -227,7 +217,7 @@ def audit_trail(store: Store, limit: int = 100) -> list[dict[str, Any]]:
         )
         return [
             {
-                "time": _iso_ms(r[0]),
+                "time": iso_utc(r[0], "milliseconds"),
                 "action": r[1],
                 "budget_id": r[2],
                 "actor": r[3],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +17,7 @@ _MIGRATION_LOCK_ID = 0x746F6B656E
 class PostgresStore(Store):
     dialect = "postgresql"
     placeholder = "%s"
+    migrations = POSTGRES_MIGRATIONS
     day_expr = "to_char(to_timestamp(ts_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
     def __init__(self, url: str) -> None:
@@ -45,23 +45,5 @@ class PostgresStore(Store):
             finally:
                 cur.close()
 
-    def migrate(self) -> list[str]:
-        applied: list[str] = []
-        with self.transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS _migrations "
-                "(name TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
-            )
-            cur.execute("SELECT name FROM _migrations")
-            done = {r[0] for r in cur.fetchall()}
-            for name, statements in POSTGRES_MIGRATIONS:
-                if name in done:
-                    continue
-                for stmt in statements:
-                    cur.execute(stmt)
-                cur.execute(
-                    "INSERT INTO _migrations VALUES (%s, %s)", (name, int(time.time() * 1000))
-                )
-                applied.append(name)
-        return applied
+    def _lock_migrations(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))

@@ -134,8 +134,10 @@ COMMON_MIGRATIONS: list[tuple[str, list[str]]] = [
 
 # Budgets, rate limits and admin keys (same SQL on both dialects).
 BUDGET_MIGRATIONS: list[tuple[str, list[str]]] = [
-    ("0004_budgets", [
-        """CREATE TABLE budgets (
+    (
+        "0004_budgets",
+        [
+            """CREATE TABLE budgets (
             id TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
             scope TEXT NOT NULL,
@@ -148,13 +150,13 @@ BUDGET_MIGRATIONS: list[tuple[str, list[str]]] = [
             updated_ms BIGINT NOT NULL,
             UNIQUE (kind, scope, unit)
         )""",
-        """CREATE TABLE budget_usage (
+            """CREATE TABLE budget_usage (
             budget_id TEXT NOT NULL,
             period_start_ms BIGINT NOT NULL,
             spent BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (budget_id, period_start_ms)
         )""",
-        """CREATE TABLE budget_leases (
+            """CREATE TABLE budget_leases (
             budget_id TEXT NOT NULL,
             period_start_ms BIGINT NOT NULL,
             holder TEXT NOT NULL,
@@ -162,7 +164,7 @@ BUDGET_MIGRATIONS: list[tuple[str, list[str]]] = [
             heartbeat_ms BIGINT NOT NULL,
             PRIMARY KEY (budget_id, period_start_ms, holder)
         )""",
-        """CREATE TABLE budget_alerts (
+            """CREATE TABLE budget_alerts (
             budget_id TEXT NOT NULL,
             period_start_ms BIGINT NOT NULL,
             threshold TEXT NOT NULL,
@@ -170,15 +172,15 @@ BUDGET_MIGRATIONS: list[tuple[str, list[str]]] = [
             spent BIGINT NOT NULL,
             PRIMARY KEY (budget_id, period_start_ms, threshold)
         )""",
-        """CREATE TABLE budget_audit (
+            """CREATE TABLE budget_audit (
             ts_ms BIGINT NOT NULL,
             action TEXT NOT NULL,
             budget_id TEXT NOT NULL,
             actor TEXT NOT NULL DEFAULT '',
             detail TEXT NOT NULL DEFAULT ''
         )""",
-        "CREATE INDEX budget_audit_ts ON budget_audit (ts_ms)",
-        """CREATE TABLE admin_keys (
+            "CREATE INDEX budget_audit_ts ON budget_audit (ts_ms)",
+            """CREATE TABLE admin_keys (
             key_id TEXT PRIMARY KEY,
             secret_hash TEXT NOT NULL UNIQUE,
             prefix TEXT NOT NULL,
@@ -187,7 +189,8 @@ BUDGET_MIGRATIONS: list[tuple[str, list[str]]] = [
             created_ms BIGINT NOT NULL,
             revoked_ms BIGINT
         )""",
-    ]),
+        ],
+    ),
 ]
 
 SQLITE_MIGRATIONS: list[tuple[str, list[str]]] = [

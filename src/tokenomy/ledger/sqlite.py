@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ def sqlite_path(url: str) -> str:
 class SqliteStore(Store):
     dialect = "sqlite"
     placeholder = "?"
+    migrations = SQLITE_MIGRATIONS
     day_expr = "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')"
 
     def __init__(self, url: str) -> None:
@@ -60,23 +60,3 @@ class SqliteStore(Store):
                 raise
             finally:
                 cur.close()
-
-    def migrate(self) -> list[str]:
-        applied: list[str] = []
-        with self.transaction() as cur:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS _migrations "
-                "(name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)"
-            )
-            cur.execute("SELECT name FROM _migrations")
-            done = {r[0] for r in cur.fetchall()}
-            for name, statements in SQLITE_MIGRATIONS:
-                if name in done:
-                    continue
-                for stmt in statements:
-                    cur.execute(stmt)
-                cur.execute(
-                    "INSERT INTO _migrations VALUES (?, ?)", (name, int(time.time() * 1000))
-                )
-                applied.append(name)
-        return applied

@@ -102,9 +102,33 @@ class Store:
     def _insert_ignore(self, sql: str) -> str:
         raise NotImplementedError
 
+    migrations: ClassVar[list[tuple[str, list[str]]]]
+
+    def _lock_migrations(self, cur: Any) -> None:
+        """Dialect hook: keep replicas that start together from migrating twice."""
+
     def migrate(self) -> list[str]:
-        """Apply pending migrations; return the names applied."""
-        raise NotImplementedError
+        """Apply pending migrations in order, in one transaction; return the names applied."""
+        applied: list[str] = []
+        with self.transaction() as cur:
+            self._lock_migrations(cur)
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations "
+                "(name TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
+            )
+            cur.execute("SELECT name FROM _migrations")
+            done = {r[0] for r in cur.fetchall()}
+            for name, statements in self.migrations:
+                if name in done:
+                    continue
+                for stmt in statements:
+                    cur.execute(stmt)
+                cur.execute(
+                    self._q("INSERT INTO _migrations VALUES (?, ?)"),
+                    (name, int(time.time() * 1000)),
+                )
+                applied.append(name)
+        return applied
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
