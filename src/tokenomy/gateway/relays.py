@@ -100,19 +100,20 @@ class OpenAIPassthrough(Relay):
         )
 
 
-class ResponsesPassthrough(Relay):
-    """OpenAI Responses API stream; usage arrives in the terminal ``response.*`` event."""
+class _TypedEventPassthrough(Relay):
+    """Passthrough of a stream of typed events (``event:`` lines) ending in a known type."""
+
+    terminal: frozenset[str]
 
     def __init__(self) -> None:
-        self.meter = ResponsesStreamMeter()
         self._held = b""
 
     def event(self, name: str | None, data: bytes) -> tuple[bytes, bool]:
         obj = orjson.loads(data)
         kind = name or (obj.get("type") if isinstance(obj, dict) else None) or ""
         self.meter.feed(obj)
-        out = (b"event: " + kind.encode() + b"\n" if name else b"") + b"data: " + data + b"\n\n"
-        if kind in _RESPONSES_TERMINAL:
+        out = (b"event: " + kind.encode() + b"\n" if kind else b"") + b"data: " + data + b"\n\n"
+        if kind in self.terminal:
             self.terminal_seen = True
             self._held = out
             return b"", True
@@ -120,6 +121,16 @@ class ResponsesPassthrough(Relay):
 
     def tail(self) -> bytes:
         return self._held
+
+
+class ResponsesPassthrough(_TypedEventPassthrough):
+    """OpenAI Responses API stream; usage arrives in the terminal ``response.*`` event."""
+
+    terminal = _RESPONSES_TERMINAL
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meter = ResponsesStreamMeter()
 
     def error(self, message: str) -> bytes:
         return sse(
@@ -127,26 +138,14 @@ class ResponsesPassthrough(Relay):
         )
 
 
-class AnthropicPassthrough(Relay):
+class AnthropicPassthrough(_TypedEventPassthrough):
     """Anthropic client, Anthropic upstream."""
 
+    terminal = frozenset({"message_stop"})
+
     def __init__(self) -> None:
+        super().__init__()
         self.meter = AnthropicStreamMeter()
-        self._held = b""
-
-    def event(self, name: str | None, data: bytes) -> tuple[bytes, bool]:
-        obj = orjson.loads(data)
-        kind = name or (obj.get("type") if isinstance(obj, dict) else None) or ""
-        self.meter.feed(obj)
-        out = b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
-        if kind == "message_stop":
-            self.terminal_seen = True
-            self._held = out
-            return b"", True
-        return out, False
-
-    def tail(self) -> bytes:
-        return self._held
 
     def error(self, message: str) -> bytes:
         return sse({"type": "error", "error": {"type": "api_error", "message": message}}, "error")
