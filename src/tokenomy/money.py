@@ -29,3 +29,12 @@ def decimal_str(usd: Decimal) -> str:
     """Plain decimal literal without exponent or trailing zeros, for JSON/CSV/headers."""
     text = format(usd.normalize(), "f")
     return text if text != "-0" else "0"
+
+
+def nanos_str(nanos: int) -> str:
+    """Exact USD decimal string of integer nano-dollars, by integer arithmetic (hot path)."""
+    sign = "-" if nanos < 0 else ""
+    whole, frac = divmod(abs(nanos), NANOS_PER_USD)
+    if not frac:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:09d}".rstrip("0")

@@ -50,7 +50,7 @@ from tokenomy.gateway.wire_errors import (
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.metering.stream import SSEParser
 from tokenomy.metering.tokenizer import complete_usage, estimate_input
-from tokenomy.money import decimal_str, nanos_to_usd
+from tokenomy.money import nanos_str
 from tokenomy.pricing import PriceBook
 from tokenomy.providers import translate
 from tokenomy.providers.anthropic import AnthropicAdapter
@@ -362,7 +362,7 @@ class Gateway:
         self._record(call, 200)
         out = dict(headers)
         if call.event.cost_nanos is not None:
-            out[COST_HEADER] = decimal_str(nanos_to_usd(call.event.cost_nanos))
+            out[COST_HEADER] = nanos_str(call.event.cost_nanos)
         return web.Response(body=raw, status=200, content_type="application/json", headers=out)
 
     async def _stream(

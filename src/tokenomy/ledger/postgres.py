@@ -17,6 +17,7 @@ _MIGRATION_LOCK_ID = 0x746F6B656E
 class PostgresStore(Store):
     dialect = "postgresql"
     placeholder = "%s"
+    max_variables = 65_535  # the wire protocol's limit of parameters per statement
     migrations = POSTGRES_MIGRATIONS
     day_expr = "to_char(to_timestamp(ts_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 

@@ -126,7 +126,6 @@ COMMON_MIGRATIONS: list[tuple[str, list[str]]] = [
         [
             _EVENTS_DDL,
             "CREATE INDEX usage_events_ts ON usage_events (ts_ms)",
-            "CREATE INDEX usage_events_team_ts ON usage_events (team, ts_ms)",
         ],
     ),
     ("0002_api_keys", [_KEYS_DDL]),

@@ -23,6 +23,7 @@ def sqlite_path(url: str) -> str:
 class SqliteStore(Store):
     dialect = "sqlite"
     placeholder = "?"
+    max_variables = 32_766  # SQLite's default limit per statement (3.32+)
     migrations = SQLITE_MIGRATIONS
     day_expr = "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')"
 
@@ -38,6 +39,8 @@ class SqliteStore(Store):
             # WAL + NORMAL survives process crashes; the gateway's journal covers the rest.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # Checkpoint the WAL less often: fewer stalls of the batch writer under load.
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open SQLite ledger {path!r}: {exc}") from exc
         self.path = path

@@ -85,6 +85,7 @@ class Store:
 
     dialect: ClassVar[str]
     placeholder: ClassVar[str]
+    max_variables: ClassVar[int]
     day_expr: ClassVar[str]
     url: str
 
@@ -92,11 +93,7 @@ class Store:
         self._conn = conn
         self.url = url
         self._lock = threading.RLock()
-        cols = ", ".join(EVENT_COLUMNS)
-        marks = ", ".join([self.placeholder] * len(EVENT_COLUMNS))
-        self._insert_sql = self._insert_ignore(
-            f"INSERT INTO usage_events ({cols}) VALUES ({marks})"
-        )
+        self._multi_insert: dict[int, str] = {}  # rows per statement → SQL
 
     # -- dialect hooks -------------------------------------------------------------------
     def _insert_ignore(self, sql: str) -> str:
@@ -145,11 +142,26 @@ class Store:
 
     # -- events --------------------------------------------------------------------------
     def insert_rows(self, rows: Sequence[Row]) -> None:
-        """Insert event rows in one transaction; rows whose id exists are ignored (replay)."""
+        """Insert event rows in one transaction; rows whose id exists are ignored (replay).
+
+        Multi-row INSERTs, one statement per chunk: the batch writer runs beside the event
+        loop, and a statement per row means a GIL hand-over (and for PostgreSQL a message)
+        per row, which stalls the loop.
+        """
         if not rows:
             return
+        per = self.max_variables // len(EVENT_COLUMNS)
         with self.transaction() as cur:
-            cur.executemany(self._insert_sql, rows)
+            for i in range(0, len(rows), per):
+                chunk = rows[i : i + per]
+                sql = self._multi_insert.get(len(chunk))
+                if sql is None:
+                    marks = "(" + ", ".join([self.placeholder] * len(EVENT_COLUMNS)) + ")"
+                    sql = self._multi_insert[len(chunk)] = self._insert_ignore(
+                        f"INSERT INTO usage_events ({', '.join(EVENT_COLUMNS)}) VALUES "
+                        + ", ".join([marks] * len(chunk))
+                    )
+                cur.execute(sql, [v for row in chunk for v in row])
 
     def insert_events(self, events: Iterable[UsageEvent]) -> None:
         self.insert_rows([event_to_row(e, metadata_json(e.metadata)) for e in events])
