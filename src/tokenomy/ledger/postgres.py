@@ -18,6 +18,9 @@ class PostgresStore(Store):
     dialect = "postgresql"
     placeholder = "%s"
     max_variables = 65_535  # the wire protocol's limit of parameters per statement
+    # psycopg adapts a statement's parameters holding the GIL; its executemany pipelines
+    # one-row statements and lets the event loop run between them.
+    rows_per_statement = 1
     migrations = POSTGRES_MIGRATIONS
     day_expr = "to_char(to_timestamp(ts_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 

@@ -86,6 +86,7 @@ class Store:
     dialect: ClassVar[str]
     placeholder: ClassVar[str]
     max_variables: ClassVar[int]
+    rows_per_statement: ClassVar[int] = 1_000
     day_expr: ClassVar[str]
     url: str
 
@@ -150,7 +151,11 @@ class Store:
         """
         if not rows:
             return
-        per = self.max_variables // len(EVENT_COLUMNS)
+        per = min(self.max_variables // len(EVENT_COLUMNS), self.rows_per_statement)
+        if per == 1:  # the driver batches single-row statements itself (psycopg pipelines)
+            with self.transaction() as cur:
+                cur.executemany(self._single_insert(), rows)
+            return
         with self.transaction() as cur:
             for i in range(0, len(rows), per):
                 chunk = rows[i : i + per]
@@ -162,6 +167,15 @@ class Store:
                         + ", ".join([marks] * len(chunk))
                     )
                 cur.execute(sql, [v for row in chunk for v in row])
+
+    def _single_insert(self) -> str:
+        sql = self._multi_insert.get(1)
+        if sql is None:
+            marks = "(" + ", ".join([self.placeholder] * len(EVENT_COLUMNS)) + ")"
+            sql = self._multi_insert[1] = self._insert_ignore(
+                f"INSERT INTO usage_events ({', '.join(EVENT_COLUMNS)}) VALUES {marks}"
+            )
+        return sql
 
     def insert_events(self, events: Iterable[UsageEvent]) -> None:
         self.insert_rows([event_to_row(e, metadata_json(e.metadata)) for e in events])
