@@ -55,7 +55,7 @@ async def test_concurrent_admissions_never_exceed_a_hard_limit(db_url: str) -> N
     async def request() -> None:
         nonlocal admitted, refused
         try:
-            res = await engine.admit(["team:t"], Demand(30, 0))
+            res = await engine.admit(engine.applicable(["team:t"]), Demand(30, 0))
         except BudgetExceeded:
             refused += 1
             return
@@ -77,17 +77,17 @@ async def test_settle_releases_unused_reservation(db_url: str) -> None:
     _set(store, "user:u", 100)
     engine = BudgetEngine(store)
     await engine.start()
-    res = await engine.admit(["user:u"], Demand(100, 0))
+    res = await engine.admit(engine.applicable(["user:u"]), Demand(100, 0))
     with pytest.raises(BudgetExceeded, match=r"Budget exceeded for user:u"):
-        await engine.admit(["user:u"], Demand(1, 0))
+        await engine.admit(engine.applicable(["user:u"]), Demand(1, 0))
     engine.settle(res, 40, 0)  # the call cost less than its worst case
     engine.settle(res, 40, 0)  # a second settle of the same reservation is a no-op
     assert engine.local_reserved() == 0
-    res2 = await engine.admit(["user:u"], Demand(60, 0))
+    res2 = await engine.admit(engine.applicable(["user:u"]), Demand(60, 0))
     engine.settle(res2, 60, 0)
     await engine.flush()
     with pytest.raises(BudgetExceeded):
-        await engine.admit(["user:u"], Demand(1, 0))
+        await engine.admit(engine.applicable(["user:u"]), Demand(1, 0))
     await engine.close()
     assert _status(store, "user:u").spent == 100
     store.close()
@@ -100,10 +100,10 @@ async def test_all_or_nothing_across_scopes(db_url: str) -> None:
     engine = BudgetEngine(store)
     await engine.start()
     with pytest.raises(BudgetExceeded, match="key:k"):
-        await engine.admit(["org:o", "team:t", "key:k"], Demand(51, 0))
+        await engine.admit(engine.applicable(["org:o", "team:t", "key:k"]), Demand(51, 0))
     # The team reservation made before the key refused was not kept.
     assert engine.local_reserved() == 0
-    res = await engine.admit(["org:o", "team:t", "key:k"], Demand(50, 0))
+    res = await engine.admit(engine.applicable(["org:o", "team:t", "key:k"]), Demand(50, 0))
     assert engine.local_reserved() == 100  # 50 on team:t and 50 on key:k
     engine.settle(res, 10, 0)
     await engine.close()
@@ -116,11 +116,13 @@ async def test_token_budget_counts_tokens(db_url: str) -> None:
     _set(store, "agent:a", 1_000, unit="tokens", period="day")
     engine = BudgetEngine(store)
     await engine.start()
-    res = await engine.admit(["agent:a"], Demand(None, 900))  # no price needed for tokens
+    res = await engine.admit(
+        engine.applicable(["agent:a"]), Demand(None, 900)
+    )  # no price needed for tokens
     with pytest.raises(BudgetExceeded, match="1,000 tokens"):
-        await engine.admit(["agent:a"], Demand(None, 200))
+        await engine.admit(engine.applicable(["agent:a"]), Demand(None, 200))
     engine.settle(res, None, 700)
-    res = await engine.admit(["agent:a"], Demand(None, 300))
+    res = await engine.admit(engine.applicable(["agent:a"]), Demand(None, 300))
     engine.settle(res, None, 300)
     await engine.close()
     assert _status(store, "agent:a").spent == 1_000
@@ -133,7 +135,7 @@ async def test_unknown_price_cannot_pass_a_hard_usd_budget(db_url: str) -> None:
     engine = BudgetEngine(store)
     await engine.start()
     with pytest.raises(BudgetExceeded, match="no known price"):
-        await engine.admit(["team:t"], Demand(None, 10))
+        await engine.admit(engine.applicable(["team:t"]), Demand(None, 10))
     await engine.close()
     store.close()
 
@@ -144,12 +146,12 @@ async def test_period_reset(db_url: str) -> None:
     now = [1_795_000_000_000]  # some instant; the day boundary is computed from it
     engine = BudgetEngine(store, clock=lambda: now[0])
     await engine.start()
-    res = await engine.admit(["team:t"], Demand(100, 0))
+    res = await engine.admit(engine.applicable(["team:t"]), Demand(100, 0))
     engine.settle(res, 100, 0)
     with pytest.raises(BudgetExceeded, match="resets 20"):
-        await engine.admit(["team:t"], Demand(1, 0))
+        await engine.admit(engine.applicable(["team:t"]), Demand(1, 0))
     now[0] += 86_400_000  # the next day
-    res = await engine.admit(["team:t"], Demand(100, 0))
+    res = await engine.admit(engine.applicable(["team:t"]), Demand(100, 0))
     engine.settle(res, 100, 0)
     await engine.close()
     store.close()
@@ -162,13 +164,13 @@ async def test_soft_budget_alerts_fire_once_per_threshold(db_url: str) -> None:
     engine = BudgetEngine(store, alerts=sink)
     await engine.start()
     for _ in range(15):  # 150 spent on a soft limit of 100: never refused
-        res = await engine.admit(["team:t"], Demand(10, 0))
+        res = await engine.admit(engine.applicable(["team:t"]), Demand(10, 0))
         engine.settle(res, 10, 0)
         await engine.flush()
     # A second gateway process sees the same spend but must not alert again.
     other = BudgetEngine(store, alerts=AlertSink())
     await other.start()
-    res = await other.admit(["team:t"], Demand(10, 0))
+    res = await other.admit(other.applicable(["team:t"]), Demand(10, 0))
     other.settle(res, 10, 0)
     await other.close()
     await engine.close()
@@ -184,9 +186,9 @@ async def test_rate_limit_requests_per_minute(db_url: str) -> None:
     engine = BudgetEngine(store)
     await engine.start()
     for _ in range(3):
-        engine.settle(await engine.admit(["key:k"], Demand(None, 10)), None, 10)
+        engine.settle(await engine.admit(engine.applicable(["key:k"]), Demand(None, 10)), None, 10)
     with pytest.raises(RateLimited) as info:
-        await engine.admit(["key:k"], Demand(None, 10))
+        await engine.admit(engine.applicable(["key:k"]), Demand(None, 10))
     assert 1 <= int(info.value.headers["retry-after"]) <= 60
     await engine.close()
     store.close()
@@ -204,7 +206,7 @@ async def test_two_engines_share_one_limit(db_url: str) -> None:
     async def request(engine: BudgetEngine) -> None:
         nonlocal spent
         try:
-            res = await engine.admit(["org:o"], Demand(70, 0))
+            res = await engine.admit(engine.applicable(["org:o"]), Demand(70, 0))
         except BudgetExceeded:
             return
         await asyncio.sleep(0)

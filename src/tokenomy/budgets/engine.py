@@ -100,6 +100,7 @@ class BudgetEngine:
         self._budgets: dict[str, list[Budget]] = {}  # scope → budgets and limits on it
         self._trackers: dict[tuple[str, int], Tracker] = {}
         self._current: dict[str, Tracker] = {}  # budget id → tracker of the current period
+        self._by_caller: dict[tuple[str, ...], list[Budget]] = {}
         self._task: asyncio.Task[None] | None = None
         self._last_refresh = 0.0
         self.active = False  # any budget at all? (skip all work when not)
@@ -122,6 +123,7 @@ class BudgetEngine:
         for b in budgets:
             by_scope.setdefault(b.scope, []).append(b)
         self._budgets = by_scope
+        self._by_caller = {}
         self.active = bool(budgets)
         live = {b.id: b for b in budgets}
         self._current = {bid: t for bid, t in self._current.items() if bid in live}
@@ -155,6 +157,17 @@ class BudgetEngine:
                 out.extend(found)
         return out
 
+    def budgets_for(self, org: str, team: str, user: str, key: str, agent: str) -> list[Budget]:
+        """Budgets and rate limits on a caller's scopes, memoised until the next refresh."""
+        ident = (org, team, user, key, agent)
+        found = self._by_caller.get(ident)
+        if found is None:
+            scopes = [f"org:{org}", f"team:{team}", f"user:{user}", f"key:{key}"]
+            if agent:
+                scopes.append(f"agent:{agent}")
+            found = self._by_caller[ident] = self.applicable(scopes)
+        return found
+
     def _tracker(self, b: Budget, now_ms: int) -> Tracker:
         # Hot path: the current period's tracker is remembered per budget, so calendar
         # arithmetic runs only when a period ends, not on every request.
@@ -169,39 +182,51 @@ class BudgetEngine:
         self._current[b.id] = t
         return t
 
-    async def admit(self, scopes: list[str], demand: Demand) -> Reservation:
-        """Reserve ``demand`` on every applicable hard budget and rate limit, or refuse."""
-        if not self.active:
-            return Reservation([])
-        budgets = self.applicable(scopes)
-        if not budgets:
-            return Reservation([])
+    def _needs(self, budgets: list[Budget], demand: Demand) -> list[tuple[Tracker, int]]:
         now = self._clock()
         needs: list[tuple[Tracker, int]] = []
         for b in budgets:
             t = self._tracker(b, now)
-            need = demand.of(b.unit)
             if not b.hard:
                 needs.append((t, 0))  # soft: track spend only, never refuse
                 continue
+            need = demand.of(b.unit)
             if need is None:
                 raise BudgetExceeded(
                     f"The {b.label} is counted in USD, but this model has no known price, so "
                     "the request cannot be admitted. Configure a [prices.ID] for it."
                 )
             needs.append((t, need))
+        return needs
+
+    @staticmethod
+    def _take(needs: list[tuple[Tracker, int]]) -> Reservation | None:
+        """Reserve on all, or on none if any lease is short (no await: all or nothing)."""
+        for t, n in needs:
+            if n > t.balance:
+                return None
+        used = time.monotonic()
+        for t, n in needs:
+            t.balance -= n
+            t.reserved += n
+            t.last_used = used
+        return Reservation(needs)
+
+    def try_admit(self, budgets: list[Budget], demand: Demand) -> Reservation | None:
+        """The hot path: reserve from leases already held; None if a lease must be fetched."""
+        return self._take(self._needs(budgets, demand))
+
+    async def admit(self, budgets: list[Budget], demand: Demand) -> Reservation:
+        """Reserve ``demand`` on every given hard budget and rate limit, or refuse."""
+        needs = self._needs(budgets, demand)
         for _attempt in range(4):
-            short = [(t, n) for t, n in needs if n > t.balance]
-            if not short:
-                for t, n in needs:  # no await since the check: all or nothing
-                    t.balance -= n
-                    t.reserved += n
-                    t.last_used = time.monotonic()
-                return Reservation(needs)
-            for t, n in short:
-                if not await self._lease(t, n):
+            taken = self._take(needs)
+            if taken is not None:
+                return taken
+            for t, n in needs:
+                if n > t.balance and not await self._lease(t, n):
                     raise self._refusal(t, n)
-        t, n = short[0]
+        t, n = next(((t, n) for t, n in needs if n > t.balance), needs[0])
         raise self._refusal(t, n)
 
     async def _lease(self, t: Tracker, need: int) -> bool:

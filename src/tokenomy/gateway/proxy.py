@@ -225,21 +225,26 @@ class Gateway:
     async def _reserve(self, call: Call) -> None:
         """Reserve the request's worst case on every budget and rate limit that applies."""
         ev = call.event
-        scopes = [f"org:{ev.org}", f"team:{ev.team}", f"user:{ev.user}", f"key:{ev.key_id}"]
-        if ev.agent:
-            scopes.append(f"agent:{ev.agent}")
-        if not self.budgets.applicable(scopes):
+        budgets = self.budgets.budgets_for(ev.org, ev.team, ev.user, ev.key_id, ev.agent)
+        if not budgets:
             return
         body, dep = call.body, call.deployment
         assert body is not None and dep is not None
-        input_tokens = await worst_case_input(call.endpoint, body, call.body_bytes)
+        input_tokens = worst_case_input(call.endpoint, body, call.body_bytes)
+        if input_tokens is None:  # a long prompt: count it off the event loop
+            input_tokens = await asyncio.to_thread(
+                worst_case_input, call.endpoint, body, call.body_bytes, True
+            )
+            assert input_tokens is not None
         output_tokens = cap_output(
             call.endpoint, body, self.settings.models[ev.model], dep.provider.base_url
         )
         cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, ev.ts_ms)
-        call.reservation = await self.budgets.admit(
-            scopes, Demand(cost, input_tokens + output_tokens)
-        )
+        demand = Demand(cost, input_tokens + output_tokens)
+        reservation = self.budgets.try_admit(budgets, demand)
+        if reservation is None:  # a lease must come from the database first
+            reservation = await self.budgets.admit(budgets, demand)
+        call.reservation = reservation
 
     async def _read_json(self, request: web.Request) -> tuple[dict[str, Any], int]:
         length = request.content_length

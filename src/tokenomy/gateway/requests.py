@@ -6,7 +6,6 @@ fields the gateway relies on are checked, with messages a client can act on.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from tokenomy.config import Model
@@ -100,8 +99,10 @@ _SMALL_BODY_BYTES = 2_048
 _INLINE_COUNT_BYTES = 32_768
 
 
-async def worst_case_input(endpoint: str, body: dict[str, Any], body_bytes: int) -> int:
-    """Input tokens to reserve for.
+def worst_case_input(
+    endpoint: str, body: dict[str, Any], body_bytes: int, count_long: bool = False
+) -> int | None:
+    """Input tokens to reserve for; None when the prompt is long enough to count in a thread.
 
     Byte-level BPE tokenizers (OpenAI's, Anthropic's, Llama's) never make more tokens than
     the text has bytes, and the JSON body holds more bytes than its text plus per-message
@@ -110,10 +111,9 @@ async def worst_case_input(endpoint: str, body: dict[str, Any], body_bytes: int)
     """
     if body_bytes <= _SMALL_BODY_BYTES:
         return body_bytes
-    if body_bytes <= _INLINE_COUNT_BYTES:
-        counted = estimate_input(endpoint, body)
-    else:  # tokenising a long prompt takes milliseconds: keep it off the event loop
-        counted = await asyncio.to_thread(estimate_input, endpoint, body)
+    if body_bytes > _INLINE_COUNT_BYTES and not count_long:
+        return None
+    counted = estimate_input(endpoint, body)
     bound = -(-counted * _INPUT_MARGIN_NUM // _INPUT_MARGIN_DEN) + _INPUT_MARGIN_ADD
     return min(bound, body_bytes)
 
