@@ -380,3 +380,62 @@ async def test_rate_limit_shared_by_three_gateways(pg_url: str, tmp_path: Path) 
 def upstream_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-upstream-openai")
     monkeypatch.setenv("FAKE_ANTHROPIC_KEY", "sk-ant-upstream")
+
+
+async def test_timeout_releases_the_reservation(sqlite_url: str, upstream_keys: None) -> None:
+    async with FakeOpenAI() as oai:
+        cfg = budget_config(oai.base_url, request_timeout_s=0.3)
+        cfg["models"].append(
+            {
+                "name": "sleepy",
+                "deployments": [
+                    {"provider": "oai", "model": "fake-slow-2s", "price": "output-only"}
+                ],
+            }
+        )
+        async with running_gateway(sqlite_url, config=cfg) as gw:
+            storage.set_budget(
+                gw.store,
+                kind=BUDGET,
+                scope="key:" + gw.store.list_keys()[0].key_id,
+                unit="usd",
+                limit=COST,
+                period="day",
+                hard=True,
+            )
+            await gw.gateway.budgets.refresh()
+            async with aiohttp.ClientSession() as s:
+                status, body = await _post(s, gw.url, gw.key, {**BODY, "model": "sleepy"})
+                assert status == 504 and body["error"]["code"] == "upstream_timeout"
+                assert gw.gateway.budgets.local_reserved() == 0
+                status, _ = await _post(s, gw.url, gw.key)  # the whole budget is still there
+                assert status == 200
+
+
+async def test_shutdown_hands_leases_back(pg_url: str, tmp_path: Path) -> None:
+    async with replicas(1, pg_url, tmp_path) as (urls, store, key):
+        storage.set_budget(
+            store,
+            kind=BUDGET,
+            scope="team:research",
+            unit="usd",
+            limit=10**6 * COST,
+            period="month",
+            hard=True,
+        )
+        await asyncio.sleep(1.5)
+        async with aiohttp.ClientSession() as s:
+            for _ in range(5):
+                status, _ = await _post(s, urls[0], key)
+                assert status == 200
+        # Far from its limit the replica holds a large lease while it is busy.
+        assert _status(store, "team:research").reserved > 0
+    # SIGTERM (on leaving the context) returned the lease and booked the spend at once,
+    # without waiting for the lease to expire.
+    after = open_store(pg_url)
+    try:
+        st = _status(after, "team:research")
+        assert st.reserved == 0
+        assert st.spent == 5 * COST
+    finally:
+        after.close()
