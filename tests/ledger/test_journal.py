@@ -13,9 +13,16 @@ from tokenomy.types import Usage, UsageEvent
 
 
 def _event(i: int) -> UsageEvent:
-    return UsageEvent(id=f"e{i}", ts_ms=1_790_000_000_000 + i, api_format="openai",
-                      endpoint="chat.completions", model="m", status=200,
-                      usage=Usage(input_tokens=i, output_tokens=1), cost_nanos=i)
+    return UsageEvent(
+        id=f"e{i}",
+        ts_ms=1_790_000_000_000 + i,
+        api_format="openai",
+        endpoint="chat.completions",
+        model="m",
+        status=200,
+        usage=Usage(input_tokens=i, output_tokens=1),
+        cost_nanos=i,
+    )
 
 
 def test_writer_batches_and_deletes_committed_segments(tmp_path: Path, sqlite_url: str) -> None:
@@ -82,7 +89,7 @@ def test_sigkill_after_submit_loses_nothing(tmp_path: Path, sqlite_url: str) -> 
         from tokenomy.ledger.writer import LedgerWriter
         from tokenomy.types import UsageEvent, Usage
         store = open_store({sqlite_url!r})
-        w = LedgerWriter(store, {str(tmp_path / 'j')!r}, flush_interval_s=60, batch_size=10**6)
+        w = LedgerWriter(store, {str(tmp_path / "j")!r}, flush_interval_s=60, batch_size=10**6)
         w.start()
         for i in range(50):
             w.submit(UsageEvent(id=f"k{{i}}", ts_ms=1, api_format="openai",

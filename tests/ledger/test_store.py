@@ -17,19 +17,35 @@ def _ms(text: str) -> int:
 
 def _event(i: int, **kw: object) -> UsageEvent:
     base: dict[str, object] = dict(
-        id=f"e{i}", ts_ms=_ms("2026-11-01T10:00:00"), api_format="openai",
-        endpoint="chat.completions", model="gpt-4o", status=200, org="acme", team="research",
-        user="alice", key_id="k1", usage=Usage(input_tokens=1000, cached_tokens=200,
-                                               output_tokens=300, reasoning_tokens=100),
-        cost_nanos=1_234_567)
+        id=f"e{i}",
+        ts_ms=_ms("2026-11-01T10:00:00"),
+        api_format="openai",
+        endpoint="chat.completions",
+        model="gpt-4o",
+        status=200,
+        org="acme",
+        team="research",
+        user="alice",
+        key_id="k1",
+        usage=Usage(input_tokens=1000, cached_tokens=200, output_tokens=300, reasoning_tokens=100),
+        cost_nanos=1_234_567,
+    )
     base.update(kw)
     return UsageEvent(**base)  # type: ignore[arg-type]
 
 
 def test_events_round_trip_and_idempotent_insert(db_url: str) -> None:
     store = open_store(db_url)
-    ev = _event(1, metadata={"ticket": "T-1"}, agent="planner", step="plan", estimated=True,
-                ttft_ms=12.5, usage=Usage(10, 2, 3, 1, 7, 4, 1, 2), cost_nanos=None)
+    ev = _event(
+        1,
+        metadata={"ticket": "T-1"},
+        agent="planner",
+        step="plan",
+        estimated=True,
+        ttft_ms=12.5,
+        usage=Usage(10, 2, 3, 1, 7, 4, 1, 2),
+        cost_nanos=None,
+    )
     store.insert_events([ev])
     store.insert_events([ev])  # journal replay inserts the same id again: ignored
     assert store.count_events() == 1
@@ -58,24 +74,40 @@ def test_migrations_are_recorded_and_run_once(db_url: str) -> None:
 
 def test_aggregate_groups_days_and_filters(db_url: str) -> None:
     store = open_store(db_url)
-    store.insert_events([
-        _event(1),
-        _event(2, team="ops", cost_nanos=1),
-        _event(3, ts_ms=_ms("2026-11-02T23:59:59"), cost_nanos=None, estimated=True),
-        _event(4, ts_ms=_ms("2026-11-03T00:00:00"), model="claude"),
-    ])
+    store.insert_events(
+        [
+            _event(1),
+            _event(2, team="ops", cost_nanos=1),
+            _event(3, ts_ms=_ms("2026-11-02T23:59:59"), cost_nanos=None, estimated=True),
+            _event(4, ts_ms=_ms("2026-11-03T00:00:00"), model="claude"),
+        ]
+    )
     rows = store.aggregate(None, None, ["day", "team"])
     assert [(r["day"], r["team"], r["requests"]) for r in rows] == [
-        ("2026-11-01", "ops", 1), ("2026-11-01", "research", 1),
-        ("2026-11-02", "research", 1), ("2026-11-03", "research", 1)]
+        ("2026-11-01", "ops", 1),
+        ("2026-11-01", "research", 1),
+        ("2026-11-02", "research", 1),
+        ("2026-11-03", "research", 1),
+    ]
     day2 = rows[2]
     assert day2["unpriced_requests"] == 1 and day2["cost_nanos"] == 0
     assert day2["estimated_requests"] == 1
-    total = store.aggregate(_ms("2026-11-01T00:00:00"), _ms("2026-11-03T00:00:00"), [],
-                            {"team": "research"})
-    assert total == [{"requests": 2, "input_tokens": 2000, "cached_tokens": 400,
-                      "cache_write_tokens": 0, "output_tokens": 600, "reasoning_tokens": 200,
-                      "estimated_requests": 1, "cost_nanos": 1_234_567, "unpriced_requests": 1}]
+    total = store.aggregate(
+        _ms("2026-11-01T00:00:00"), _ms("2026-11-03T00:00:00"), [], {"team": "research"}
+    )
+    assert total == [
+        {
+            "requests": 2,
+            "input_tokens": 2000,
+            "cached_tokens": 400,
+            "cache_write_tokens": 0,
+            "output_tokens": 600,
+            "reasoning_tokens": 200,
+            "estimated_requests": 1,
+            "cost_nanos": 1_234_567,
+            "unpriced_requests": 1,
+        }
+    ]
     assert store.aggregate(0, 1, ["team"]) == []
     with pytest.raises(LedgerError):
         store.aggregate(None, None, ["colour"])
@@ -117,3 +149,20 @@ def test_parse_time_and_fields() -> None:
     assert parse_fields("team, model,day") == ["team", "model", "day"]
     with pytest.raises(ValueError, match="unknown field"):
         parse_fields("team,colour")
+
+
+def test_postgres_store_reconnects_after_the_server_drops_it(pg_url: str) -> None:
+    import psycopg
+
+    store = open_store(pg_url)
+    store.insert_events([_event(1)])
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(psycopg.OperationalError):
+        store.insert_events([_event(2)])  # the write in flight fails (the writer retries it)
+    store.insert_events([_event(2)])  # ... and the retry goes through on a new connection
+    assert store.count_events() == 2
+    store.close()

@@ -25,13 +25,16 @@ class PostgresStore(Store):
     day_expr = "to_char(to_timestamp(ts_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
     def __init__(self, url: str) -> None:
+        super().__init__(self._connect(url), url)
+
+    @staticmethod
+    def _connect(url: str) -> Any:
         import psycopg
 
         try:
-            conn = psycopg.connect(url, autocommit=False)
+            return psycopg.connect(url, autocommit=False)
         except psycopg.Error as exc:
             raise LedgerError(f"cannot connect to PostgreSQL ledger: {exc}") from exc
-        super().__init__(conn, url)
 
     def _insert_ignore(self, sql: str) -> str:
         return sql + " ON CONFLICT (id) DO NOTHING"
@@ -39,12 +42,17 @@ class PostgresStore(Store):
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         with self._lock:
+            if self._conn.closed or self._conn.broken:
+                # The server restarted or dropped us: reconnect rather than fail forever
+                # (the batch writer and the budget office retry their work on error).
+                self._conn = self._connect(self.url)
             cur = self._conn.cursor()
             try:
                 yield cur
                 self._conn.commit()
             except BaseException:
-                self._conn.rollback()
+                if not self._conn.broken:
+                    self._conn.rollback()
                 raise
             finally:
                 cur.close()
