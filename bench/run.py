@@ -202,7 +202,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per cell")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
