@@ -439,3 +439,54 @@ async def test_shutdown_hands_leases_back(pg_url: str, tmp_path: Path) -> None:
         assert st.spent == 5 * COST
     finally:
         after.close()
+
+
+async def test_shutdown_cancelling_a_request_records_and_settles(
+    sqlite_url: str, upstream_keys: None
+) -> None:
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.app import STORE_KEY, build_app
+
+    async with FakeOpenAI() as oai:
+        cfg = budget_config(oai.base_url)
+        cfg["models"].append(
+            {
+                "name": "sleepy",
+                "deployments": [
+                    {"provider": "oai", "model": "fake-slow-5s", "price": "output-only"}
+                ],
+            }
+        )
+        app = build_app(parse_config(cfg, "test.toml"), sqlite_url)
+        store = app[STORE_KEY]
+        _, key = store.create_key(org="acme", team="research", user="alice")
+        storage.set_budget(
+            store,
+            kind=BUDGET,
+            scope="team:research",
+            unit="usd",
+            limit=10 * COST,
+            period="month",
+            hard=True,
+        )
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.3)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        async with aiohttp.ClientSession() as s:
+            pending = asyncio.create_task(
+                _post(s, f"http://127.0.0.1:{port}", key, {**BODY, "model": "sleepy"})
+            )
+            await asyncio.sleep(0.5)  # the request is waiting on the slow upstream
+            await runner.cleanup()  # shutdown gives up on it after 0.3 s and cancels it
+            with pytest.raises(aiohttp.ClientError):
+                await pending
+    after = open_store(sqlite_url)
+    try:
+        (event,) = [e for e in after.events() if e.model == "sleepy"]
+        assert event.status == 499 and event.error_kind == "cancelled"
+        st = _status(after, "team:research")
+        assert st.reserved == 0  # nothing left behind ...
+        assert st.spent == COST  # ... and the unknown cost settled at its worst case
+    finally:
+        after.close()

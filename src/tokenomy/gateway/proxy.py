@@ -154,6 +154,13 @@ class Gateway:
             return self._fail(
                 call, InternalError(f"internal gateway error ({type(exc).__name__})"), headers
             )
+        except asyncio.CancelledError:
+            # Shutdown gave up waiting for this request. The upstream may still bill it, so
+            # the reservation settles at its worst case (cost unknown), and it is recorded.
+            if not call.recorded:
+                call.event.error_kind = "cancelled"
+                self._record(call, CLIENT_CLOSED)
+            raise
 
     def _fail(self, call: Call, err: RequestError, headers: dict[str, str]) -> web.Response:
         ev = call.event
