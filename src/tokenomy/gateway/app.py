@@ -52,8 +52,11 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     # Bodies are read and size-checked by the gateway itself (413 in the client's format).
     app = web.Application(client_max_size=1 << 62, handler_args={"max_field_size": 65536})
     store = open_store(db_url)
+    # The batch writer gets a connection of its own: its inserts never queue behind (or
+    # hold up) key look-ups, budget leases and admin queries on the other one.
+    writer_store = open_store(db_url, migrate=False)
     writer = LedgerWriter(
-        store,
+        writer_store,
         journal_dir(settings, db_url),
         batch_size=settings.gateway.ledger_batch_size,
         flush_interval_s=settings.gateway.ledger_flush_interval_s,
@@ -146,6 +149,7 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
         await gateway.close()
         await budgets.close()
         writer.close()
+        writer_store.close()
         store.close()
 
     app.on_startup.append(on_startup)
