@@ -177,10 +177,17 @@ deployments = [{{ provider = "upstream", model = "gpt-4o-mini" }}]
 def measure(
     targets: list[Target], concurrency: int, rounds: int, duration: int, work: Path
 ) -> list[Result]:
-    """Alternate the targets round by round; report each one's median round."""
+    """Alternate the targets round by round; report each one's median round.
+
+    The order rotates every round and each run starts after a pause, so no target always
+    runs right after the same neighbour (whose ledger writes, WAL checkpoints or PostgreSQL
+    autovacuum would otherwise always land on it).
+    """
     runs: dict[str, list[Result]] = {t.label: [] for t in targets}
-    for _ in range(rounds):
-        for t in targets:
+    for round_no in range(rounds):
+        shift = round_no % len(targets)
+        for t in targets[shift:] + targets[:shift]:
+            time.sleep(1.0)
             r = wrk(t.url, t.key, concurrency, duration, work, agent=t.agent)
             r.label = t.label
             runs[t.label].append(r)
@@ -311,8 +318,9 @@ def write_results(
         "budgets on org, team, user, key and agent",
         "- upstream: bench/upstream.py, a fixed OpenAI chat completion (uvloop, keep-alive); "
         "floor: bench/bare_proxy.py, aiohttp server + client doing nothing but forwarding",
-        f"- load: wrk -t1, {duration} s per run, {rounds} alternating rounds per cell, median "
-        "round reported; wrk, upstream and gateway share the 2 cores",
+        f"- load: wrk -t1, {duration} s per run, {rounds} rounds per cell in a rotating order "
+        "with a 1 s pause before each run, median round reported; wrk, upstream and gateway "
+        "share the 2 cores",
         "",
         "| target | c | req/s | p50 ms | p99 ms | non-2xx |",
         "|---|---|---|---|---|---|",
