@@ -69,7 +69,7 @@ class Reservation:
         return not self.holds
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every request, and frozen init is slower
 class Demand:
     """The worst case of one request in each unit (None: no known price)."""
 
@@ -184,13 +184,17 @@ class BudgetEngine:
 
     def _needs(self, budgets: list[Budget], demand: Demand) -> list[tuple[Tracker, int]]:
         now = self._clock()
+        current = self._current
+        amounts = {"usd": demand.usd_nanos, "tokens": demand.tokens, "requests": demand.requests}
         needs: list[tuple[Tracker, int]] = []
         for b in budgets:
-            t = self._tracker(b, now)
+            t = current.get(b.id)
+            if t is None or not t.period_start <= now < t.period_end:
+                t = self._tracker(b, now)
             if not b.hard:
                 needs.append((t, 0))  # soft: track spend only, never refuse
                 continue
-            need = demand.of(b.unit)
+            need = amounts[b.unit]
             if need is None:
                 raise BudgetExceeded(
                     f"The {b.label} is counted in USD, but this model has no known price, so "
@@ -205,11 +209,9 @@ class BudgetEngine:
         for t, n in needs:
             if n > t.balance:
                 return None
-        used = time.monotonic()
-        for t, n in needs:
-            t.balance -= n
+        for t, n in needs:  # last_used is set at settle: a tracker holding a reservation
+            t.balance -= n  # is never idle
             t.reserved += n
-            t.last_used = used
         return Reservation(needs)
 
     def try_admit(self, budgets: list[Budget], demand: Demand) -> Reservation | None:
@@ -279,6 +281,7 @@ class BudgetEngine:
         if res.settled:
             return
         res.settled = True
+        used = time.monotonic()
         for t, held in res.holds:
             unit = t.budget.unit
             if unit == "usd":
@@ -289,7 +292,7 @@ class BudgetEngine:
             if t.budget.hard:
                 t.balance += held - actual
             t.pending += actual
-            t.last_used = time.monotonic()
+            t.last_used = used
 
     # -- background ----------------------------------------------------------------------
     async def flush(self, return_all: bool = False) -> None:

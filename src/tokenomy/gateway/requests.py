@@ -130,8 +130,11 @@ def output_cap(endpoint: str, body: dict[str, Any]) -> int | None:
     """The most output the request allows over all its choices, if it sets a cap."""
     if endpoint == EMBEDDINGS:
         return 0
-    cap = next((body[n] for n in _CAP_FIELDS[endpoint] if isinstance(body.get(n), int)), None)
-    if cap is None:
+    for name in _CAP_FIELDS[endpoint]:
+        cap = body.get(name)
+        if isinstance(cap, int):
+            break
+    else:
         return None
     n = body.get("n") if endpoint in (CHAT, COMPLETIONS) else 1
     return int(cap) * (n if isinstance(n, int) and n > 0 else 1)
