@@ -77,11 +77,6 @@ class Demand:
     tokens: int
     requests: int = 1
 
-    def of(self, unit: str) -> int | None:
-        if unit == "usd":
-            return self.usd_nanos
-        return self.tokens if unit == "tokens" else self.requests
-
 
 class BudgetEngine:
     def __init__(
@@ -169,11 +164,7 @@ class BudgetEngine:
         return found
 
     def _tracker(self, b: Budget, now_ms: int) -> Tracker:
-        # Hot path: the current period's tracker is remembered per budget, so calendar
-        # arithmetic runs only when a period ends, not on every request.
-        t = self._current.get(b.id)
-        if t is not None and t.period_start <= now_ms < t.period_end:
-            return t
+        """The tracker of the period containing ``now_ms``, made current for ``_needs``."""
         start, end = period_bounds(b.period, now_ms, self.tz)
         key = (b.id, start)
         t = self._trackers.get(key)
@@ -188,6 +179,8 @@ class BudgetEngine:
         amounts = {"usd": demand.usd_nanos, "tokens": demand.tokens, "requests": demand.requests}
         needs: list[tuple[Tracker, int]] = []
         for b in budgets:
+            # The current period's tracker is remembered per budget, so calendar
+            # arithmetic runs only when a period ends, not on every request.
             t = current.get(b.id)
             if t is None or not t.period_start <= now < t.period_end:
                 t = self._tracker(b, now)

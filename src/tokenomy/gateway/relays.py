@@ -29,6 +29,17 @@ def sse(data: Any, event: str | None = None) -> bytes:
     return head + b"data: " + orjson.dumps(data) + b"\n\n"
 
 
+def _openai_stream_error(message: str) -> bytes:
+    """An error chunk the OpenAI SDKs raise on (``data: {"error": ...}``)."""
+    error = {"message": message, "type": "api_error", "param": None, "code": "upstream_error"}
+    return sse({"error": error})
+
+
+def _anthropic_stream_error(message: str) -> bytes:
+    """Anthropic's in-stream ``error`` event."""
+    return sse({"type": "error", "error": {"type": "api_error", "message": message}}, "error")
+
+
 class Relay:
     """Base: subclasses implement ``event`` and may override ``tail`` and ``error``."""
 
@@ -88,16 +99,7 @@ class OpenAIPassthrough(Relay):
         return DONE
 
     def error(self, message: str) -> bytes:
-        return sse(
-            {
-                "error": {
-                    "message": message,
-                    "type": "api_error",
-                    "param": None,
-                    "code": "upstream_error",
-                }
-            }
-        )
+        return _openai_stream_error(message)
 
 
 class _TypedEventPassthrough(Relay):
@@ -148,7 +150,7 @@ class AnthropicPassthrough(_TypedEventPassthrough):
         self.meter = AnthropicStreamMeter()
 
     def error(self, message: str) -> bytes:
-        return sse({"type": "error", "error": {"type": "api_error", "message": message}}, "error")
+        return _anthropic_stream_error(message)
 
 
 class AnthropicToOpenAI(Relay):
@@ -174,7 +176,7 @@ class AnthropicToOpenAI(Relay):
         return b"".join(sse(c) for c in self._pending) + DONE
 
     def error(self, message: str) -> bytes:
-        return OpenAIPassthrough.error(self, message)  # type: ignore[arg-type]
+        return _openai_stream_error(message)
 
 
 class OpenAIToAnthropic(Relay):
@@ -196,4 +198,4 @@ class OpenAIToAnthropic(Relay):
         return b"".join(sse(d, e) for e, d in self.translator.finish())
 
     def error(self, message: str) -> bytes:
-        return AnthropicPassthrough.error(self, message)  # type: ignore[arg-type]
+        return _anthropic_stream_error(message)
