@@ -43,6 +43,7 @@ _FLAGS = {
     "usage-with-choices",
     "malformed-json",
     "tool-call",
+    "no-final-blank-line",
 }
 
 
@@ -60,6 +61,7 @@ class Scenario:
         ``usage-with-choices``: OpenAI stream usage in the finish_reason chunk.
         ``malformed-json``: a broken JSON body, or one broken event mid-stream.
         ``tool-call``: answer with a call of the request's first (or chosen) tool.
+        ``no-final-blank-line``: the stream's last event lacks its closing blank line.
     """
 
     names: tuple[str, ...] = ()
@@ -437,6 +439,8 @@ class FakeServer:
             events = [*events[:half], b'data: {"id": "broken", "choices": [\n\n', *events[half:]]
         if scn.has("error-mid-stream") and error_event is not None:
             events = [*events[:half], error_event]
+        if scn.has("no-final-blank-line") and events and events[-1].endswith(b"\n\n"):
+            events = [*events[:-1], events[-1][:-2]]
         for i, ev in enumerate(events):
             if i == half:
                 if scn.stall_s:

@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Annotated, Any
 
-import simplejson
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tokenomy import exact_json
 from tokenomy.config import resolve_db_url
 from tokenomy.ledger import open_store
 from tokenomy.ledger.store import Store
@@ -62,7 +62,7 @@ def ledger(db: str | None) -> Iterator[Store]:
 
 def to_json(data: Any) -> str:
     """JSON with Decimal written as an exact number literal (never through a float)."""
-    return str(simplejson.dumps(data, use_decimal=True, indent=2, default=str))
+    return exact_json.dumps(data, indent=2)
 
 
 def render(

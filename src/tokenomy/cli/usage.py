@@ -24,7 +24,7 @@ def usage(
         str | None,
         typer.Option(
             help="Group by a comma list of org, team, user, key, agent, task, step, model, "
-            "provider, location, day (also status, endpoint)."
+            "provider, location, day (also status, error_kind, endpoint)."
         ),
     ] = None,
     where: Annotated[
