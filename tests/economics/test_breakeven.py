@@ -12,15 +12,15 @@ import pytest
 from tests.economics.conftest import TODAY, event
 from tokenomy.economics import (
     ApiPrice,
-    Demand,
     FactoryProfile,
+    MonthlyDemand,
     blended_api_price,
     breakeven,
     build_profile,
     catalog_api_price,
     demand_from_rows,
 )
-from tokenomy.economics._num import sig
+from tokenomy.economics.decimals import sig
 from tokenomy.ledger import open_store
 
 
@@ -38,7 +38,7 @@ def api(price: str) -> ApiPrice:
 
 
 def test_breakeven_and_payback_by_hand() -> None:
-    demand = Demand(D(1000), D("0.5"), "test")
+    demand = MonthlyDemand(D(1000), D("0.5"), "test")
     r = breakeven(box(), api("2"), demand)
     # monthly (730 h): capex 36,000 / 36 = 1,000; power 1 x 1.5 x 0.10 x 730 = 109.5; ops 100
     assert r.fixed_cost_per_month == D("1209.5")
@@ -59,18 +59,18 @@ def test_breakeven_and_payback_by_hand() -> None:
 
 
 def test_demand_beyond_capacity_overflows_to_cloud() -> None:
-    r = breakeven(box(), api("2"), Demand(D(3000), D("0.5"), "test"))
+    r = breakeven(box(), api("2"), MonthlyDemand(D(3000), D("0.5"), "test"))
     assert r.local_cost_per_month == D("1209.5") + (3000 - 2628) * 2
     assert any("overflow" in n for n in r.notes)
     assert sig(r.payback_months, 6) == sig(D(36000) / (D(2628) * 2 - D("209.5")), 6)  # type: ignore[arg-type]
 
 
 def test_never_breaks_even_and_rented_boxes() -> None:
-    cheap = breakeven(box(), api("0.10"), Demand(D(100), D("0.5"), "test"))
+    cheap = breakeven(box(), api("0.10"), MonthlyDemand(D(100), D("0.5"), "test"))
     assert cheap.breakeven_utilization is not None and cheap.breakeven_utilization > 1
     assert cheap.payback_months is None
     assert any("never" in n for n in cheap.notes)
-    rented = breakeven(box(rent_per_hour=D("0.5")), api("2"), Demand(D(500), D("0.5"), "t"))
+    rented = breakeven(box(rent_per_hour=D("0.5")), api("2"), MonthlyDemand(D(500), D("0.5"), "t"))
     assert rented.upfront_capex == 0 and rented.payback_months is None
     assert rented.fixed_cost_per_month == D("0.5") * 730 + 100  # rent + ops (rent has power)
     assert any("rented" in n for n in rented.notes)

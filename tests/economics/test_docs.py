@@ -16,7 +16,7 @@ from tokenomy.economics import (
     load_catalog,
     plan_scenario,
 )
-from tokenomy.economics.breakeven import ApiPrice, Demand
+from tokenomy.economics.breakeven import ApiPrice, MonthlyDemand
 from tokenomy.economics.profiles import TABLE_KEYS
 
 DOC = (Path(__file__).parents[2] / "docs" / "economics.md").read_text(encoding="utf-8")
@@ -40,7 +40,7 @@ def test_json_keys_are_documented() -> None:
     stated, _ = plan_scenario(SCENARIOS["agents-1b"], profile)
     keys |= set(stated.to_dict())
     keys |= set(breakeven(profile, ApiPrice(D(2), None, None, None, "t"),
-                          Demand(D(10), D("0.5"), "t")).to_dict())
+                          MonthlyDemand(D(10), D("0.5"), "t")).to_dict())
     budget = Budget({}, "usd", D(1), D(0), None, date(2026, 1, 1))
     keys |= set(BudgetFlag(budget, D(0), D(0), None, False, False).to_dict())
     assert sorted(k for k in keys if not documented(k)) == []

@@ -17,7 +17,7 @@ from tokenomy.economics import (
     split_input_output,
     validate_factory_table,
 )
-from tokenomy.economics._num import sig
+from tokenomy.economics.decimals import sig
 from tokenomy.errors import ConfigError
 
 

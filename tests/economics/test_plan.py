@@ -16,7 +16,7 @@ from tokenomy.economics import (
     plan_scenario,
     plan_throughput,
 )
-from tokenomy.economics._num import sig
+from tokenomy.economics.decimals import sig
 from tokenomy.economics.plan import peak_flops_of, tokens_per_task
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.economics._num import HOURS_PER_MONTH, MILLION, SECONDS_PER_HOUR, out
+from tokenomy.economics.decimals import HOURS_PER_MONTH, MILLION, SECONDS_PER_HOUR, out
 from tokenomy.economics.factory import factory_cost, mix_capacity_factor
 from tokenomy.economics.profiles import FactoryProfile
 
@@ -74,7 +74,7 @@ def catalog_api_price(model: str, input_share: Decimal) -> ApiPrice:
 
 
 @dataclass(frozen=True, slots=True)
-class Demand:
+class MonthlyDemand:
     """Monthly demand and its input share (e.g. from the last 30 days of the ledger)."""
 
     mtok_per_month: Decimal
@@ -84,7 +84,7 @@ class Demand:
 
 
 def demand_from_rows(rows: Iterable[Mapping[str, Any]], days: int = 30,
-                     source: str = "ledger") -> Demand:
+                     source: str = "ledger") -> MonthlyDemand:
     """Scale ledger totals over ``days`` to a 30.4-day month (730 h) and take their mix."""
     materialized = list(rows)
     inp = sum(int(r.get("input_tokens", 0)) for r in materialized)
@@ -94,7 +94,7 @@ def demand_from_rows(rows: Iterable[Mapping[str, Any]], days: int = 30,
         raise ValueError(f"days: must be > 0 (got {days})")
     per_month = total / MILLION * (HOURS_PER_MONTH / (Decimal(days) * 24))
     share = Decimal(inp) / total if total else Decimal("0.5")
-    return Demand(per_month, share, source, days)
+    return MonthlyDemand(per_month, share, source, days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ class BreakevenResult:
     local_cost_per_mtok: Decimal
     breakeven_mtok_per_month: Decimal | None
     breakeven_utilization: Decimal | None
-    demand: Demand | None
+    demand: MonthlyDemand | None
     demand_utilization: Decimal | None
     cloud_cost_per_month: Decimal | None
     local_cost_per_month: Decimal | None
@@ -158,7 +158,7 @@ class BreakevenResult:
         }
 
 
-def breakeven(profile: FactoryProfile, api: ApiPrice, demand: Demand | None = None,
+def breakeven(profile: FactoryProfile, api: ApiPrice, demand: MonthlyDemand | None = None,
               input_share: Decimal | None = None) -> BreakevenResult:
     """Compare a local factory profile with a cloud API price.
 

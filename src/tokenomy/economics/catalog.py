@@ -9,7 +9,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from tokenomy.economics._num import to_decimal
+from tokenomy.economics.decimals import to_decimal
 
 TFLOPS = Decimal(10) ** 12
 

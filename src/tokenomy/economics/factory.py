@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.economics._num import HOURS_PER_YEAR, MILLION, SECONDS_PER_HOUR, out
 from tokenomy.economics.catalog import Catalog
+from tokenomy.economics.decimals import HOURS_PER_YEAR, MILLION, SECONDS_PER_HOUR, out
 from tokenomy.economics.profiles import FactoryProfile, profile_from_table
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from tokenomy.economics._num import to_decimal
+from tokenomy.economics.decimals import to_decimal
 from tokenomy.money import NANOS_PER_USD
 
 Metric = Literal["tokens", "cost"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.economics._num import (
+from tokenomy.economics.decimals import (
     HOURS_PER_YEAR,
     MILLION,
     SECONDS_PER_DAY,

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.economics._num import to_decimal
 from tokenomy.economics.catalog import Catalog, GpuSpec, load_catalog
+from tokenomy.economics.decimals import to_decimal
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,14 @@ import typer
 from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, ledger
 from tokenomy.cli.economics.factory_options import FactoryFlags, with_factory_options
 from tokenomy.cli.economics.output import emit, fail_on, metric
-from tokenomy.economics import ApiPrice, Demand, breakeven, catalog_api_price, demand_from_rows
-from tokenomy.economics._num import human, parse_decimal
+from tokenomy.economics import (
+    ApiPrice,
+    MonthlyDemand,
+    breakeven,
+    catalog_api_price,
+    demand_from_rows,
+)
+from tokenomy.economics.decimals import human, parse_decimal
 from tokenomy.errors import LedgerError
 
 
@@ -55,7 +61,7 @@ def breakeven_cmd(
     """  # noqa: E501
     profile = factory.profile(require_throughput=True)
     with fail_on(ValueError, LedgerError):
-        demand: Demand | None = None
+        demand: MonthlyDemand | None = None
         if from_ledger and demand_mtok is not None:
             raise ValueError("give --demand-mtok or --from-ledger, not both")
         if from_ledger:
@@ -63,7 +69,7 @@ def breakeven_cmd(
             demand = _ledger_demand(db, filters, days)
         elif demand_mtok is not None:
             share = input_share if input_share is not None else profile.throughput_input_share
-            demand = Demand(demand_mtok, share, "flag --demand-mtok")
+            demand = MonthlyDemand(demand_mtok, share, "flag --demand-mtok")
         share = (
             input_share
             if input_share is not None
@@ -121,7 +127,7 @@ def breakeven_cmd(
     )
 
 
-def _ledger_demand(db: str | None, filters: dict[str, str], days: int) -> Demand:
+def _ledger_demand(db: str | None, filters: dict[str, str], days: int) -> MonthlyDemand:
     now_ms = int(time.time() * 1000)
     with ledger(db) as store:
         rows = store.aggregate(now_ms - days * 86_400_000, None, [], filters or None)

@@ -10,7 +10,7 @@ from tokenomy.cli._common import FormatOption, OutputFormat, render
 from tokenomy.cli.economics.factory_options import FactoryFlags, with_factory_options
 from tokenomy.cli.economics.output import emit, metric
 from tokenomy.economics import factory_cost, load_catalog
-from tokenomy.economics._num import out
+from tokenomy.economics.decimals import out
 
 
 @with_factory_options()

@@ -17,7 +17,7 @@ import typer
 
 from tokenomy.cli.economics.output import fail_on
 from tokenomy.economics import FactoryProfile, build_profile
-from tokenomy.economics._num import parse_decimal
+from tokenomy.economics.decimals import parse_decimal
 from tokenomy.economics.profiles import NUMERIC_FIELDS
 from tokenomy.errors import ConfigError
 

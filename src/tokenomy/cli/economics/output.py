@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from tokenomy.cli._common import OutputFormat, console, fail, render, to_json
-from tokenomy.economics._num import human
+from tokenomy.economics.decimals import human
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Decimal helpers shared by the economics modules (parsing, rounding for output)."""
+"""Decimals in the economics: parsing without floats, rounding for output, unit constants."""
 
 from __future__ import annotations
 
@@ -44,11 +44,6 @@ def to_decimal(value: Any, field: str) -> Decimal:
 
 def parse_decimal(text: str) -> Decimal:
     """CLI parser: accept ``1.30``, ``1_000`` or ``1,000``; never go through float."""
-    return to_decimal(text, "value")
-
-
-def parse_count(text: str) -> Decimal:
-    """CLI parser for large counts: also accepts ``1e9`` and ``70e9``."""
     return to_decimal(text, "value")
 
 
