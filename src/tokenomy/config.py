@@ -37,6 +37,15 @@ class GatewaySection(_Strict):
     ledger_batch_size: int = Field(default=500, gt=0)
     ledger_flush_interval_s: float = Field(default=0.2, gt=0)
     timezone: str = "UTC"
+    # Client connections: a new connection (or the next request on a kept-alive one) must
+    # send its complete headers within header_timeout_s; a request body may pause at most
+    # body_timeout_s between chunks (then 408); an idle kept-alive connection is closed
+    # after keepalive_timeout_s. max_connections (default: sized from the open-file
+    # limit) caps open client connections: at the cap the longest-idle one is closed.
+    header_timeout_s: float = Field(default=15.0, gt=0)
+    body_timeout_s: float = Field(default=60.0, gt=0)
+    keepalive_timeout_s: float = Field(default=75.0, gt=0)
+    max_connections: int | None = Field(default=None, gt=0)
 
 
 class ProviderSection(_Strict):

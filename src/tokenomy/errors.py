@@ -9,18 +9,29 @@ TokenomyError
     ├── InvalidRequest          400 invalid_request_error
     ├── ModelNotFound           404 model_not_found
     ├── NotFound                404 not_found
+    ├── MethodNotAllowed        405 method_not_allowed (with Allow)
+    ├── Conflict                409 conflict (refused by the current state)
     ├── PayloadTooLarge         413 request_too_large
+    ├── RequestTimeout          408 request_timeout (the body stalled)
+    ├── UnsupportedEncoding     415 unsupported_content_encoding
+    ├── ClientDisconnected      499 client_disconnected (the client left mid-upload)
     ├── BudgetExceeded          429 budget_exceeded
     ├── RateLimited             429 rate_limited
     └── UpstreamError           upstream status (or 502) upstream_error
         ├── UpstreamUnavailable 502 upstream_unavailable
         └── UpstreamTimeout     504 upstream_timeout
     InternalError               500 internal_error (a bug; still recorded)
+    ServiceUnavailable          503 service_unavailable (database unreachable; Retry-After)
+    ├── BudgetUnavailable       503 budget_unavailable
+    ├── AuthUnavailable         503 auth_unavailable
+    └── LedgerUnavailable       503 ledger_unavailable (journal not writable, e.g. disk full)
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+from tokenomy.redact import scrub
 
 
 class TokenomyError(Exception):
@@ -36,7 +47,13 @@ class ConfigError(TokenomyError):
 
 
 class LedgerError(TokenomyError):
-    """The usage ledger could not be opened, migrated or written."""
+    """The usage ledger could not be opened, migrated or written.
+
+    The message is scrubbed of passwords: drivers' errors may quote the database URL.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(scrub(message))
 
 
 class RequestError(TokenomyError):
@@ -138,3 +155,68 @@ class InternalError(RequestError):
 
     status, code = 500, "internal_error"
     openai_type, anthropic_type = "server_error", "api_error"
+
+
+class ServiceUnavailable(RequestError):
+    """A store the call needs (the database) is unreachable; retry after ``Retry-After``."""
+
+    status, code = 503, "service_unavailable"
+    openai_type, anthropic_type = "server_error", "overloaded_error"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, **kw: Any) -> None:
+        super().__init__(message, headers={"retry-after": str(max(1, retry_after_s))}, **kw)
+
+
+class BudgetUnavailable(ServiceUnavailable):
+    """A budget needs a new lease (or its definitions) and the database is unreachable."""
+
+    status, code = 503, "budget_unavailable"
+
+
+class AuthUnavailable(ServiceUnavailable):
+    """An API key is not in the cached key table and the database is unreachable."""
+
+    status, code = 503, "auth_unavailable"
+
+
+class LedgerUnavailable(ServiceUnavailable):
+    """The usage journal cannot be written (disk full, I/O error): the call is refused
+    before the upstream, since a served call must be recorded."""
+
+    status, code = 503, "ledger_unavailable"
+
+
+class UnsupportedEncoding(RequestError):
+    """The body's ``Content-Encoding`` is not one the gateway can decode."""
+
+    status, code = 415, "unsupported_content_encoding"
+
+
+class ClientDisconnected(RequestError):
+    """The client closed the connection before its request was complete (nobody reads
+    the answer; recorded with nginx's 499)."""
+
+    status, code = 499, "client_disconnected"
+
+
+class RequestTimeout(RequestError):
+    """The client stopped sending its request body (no data for ``body_timeout_s``)."""
+
+    status, code = 408, "request_timeout"
+    openai_type, anthropic_type = "invalid_request_error", "timeout_error"
+
+
+class MethodNotAllowed(RequestError):
+    """The path exists but not with this method; ``Allow`` lists the methods it takes."""
+
+    status, code = 405, "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: list[str], **kw: Any) -> None:
+        super().__init__(message, headers={"Allow": ", ".join(allow)}, **kw)
+
+
+class Conflict(RequestError):
+    """The request is well formed but the current state refuses it (e.g. a transfer
+    larger than the giving budget's headroom)."""
+
+    status, code = 409, "conflict"

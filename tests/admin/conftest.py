@@ -77,8 +77,14 @@ class Server:
     def client(self, secret: str | None) -> Admin:
         return Admin(self.session, self.base, secret)
 
-    def admin(self, team: str | None = None) -> Admin:
-        _, secret = create_admin_key(self.store, team=team, name=f"test-{team or 'global'}")
+    def admin(self, team: str | None = None, org: str = "acme") -> Admin:
+        """A global admin, or with ``team`` a team admin of (``org``, ``team``)."""
+        _, secret = create_admin_key(
+            self.store,
+            org=org if team is not None else None,
+            team=team,
+            name=f"test-{team or 'global'}",
+        )
         return self.client(secret)
 
 

@@ -20,13 +20,18 @@ from tokenomy.ledger.store import Store, hash_secret
 
 def test_create_authenticate_revoke(store: Store) -> None:
     glob, g_secret = create_admin_key(store, name="ops")
-    team, t_secret = create_admin_key(store, team="research")
+    team, t_secret = create_admin_key(store, org="acme", team="research")
     assert g_secret.startswith(f"tka-{glob.key_id}-") and len(g_secret) > 30
     assert glob.prefix.startswith(f"tka-{glob.key_id}") and g_secret not in glob.prefix
 
     assert authenticate(store, g_secret).is_global
     who = authenticate(store, t_secret)
-    assert (who.key_id, who.team, who.is_global) == (team.key_id, "research", False)
+    assert (who.key_id, who.org, who.team, who.is_global) == (
+        team.key_id,
+        "acme",
+        "research",
+        False,
+    )
 
     # Only the hash is stored.
     with store.transaction() as cur:
@@ -45,17 +50,24 @@ def test_create_authenticate_revoke(store: Store) -> None:
     with pytest.raises(AuthenticationError, match="Missing"):
         authenticate(store, None)
     with pytest.raises(ValueError, match="team name"):
-        create_admin_key(store, team=" ")
+        create_admin_key(store, org="acme", team=" ")
+    # Team names are unique only within an org: a team admin key names both.
+    with pytest.raises(ValueError, match="org too"):
+        create_admin_key(store, team="research")
+    with pytest.raises(ValueError, match="give --team too"):
+        create_admin_key(store, org="acme")
 
 
 def test_cli_create_list_revoke(db_url: str) -> None:
     runner = CliRunner()
-    r = runner.invoke(
-        app, ["create-key", "--team", "research", "--name", "lead", "--json", "--db", db_url]
-    )
+    team_key = ["create-key", "--org", "acme", "--team", "research", "--name", "lead"]
+    r = runner.invoke(app, [*team_key, "--json", "--db", db_url])
     assert r.exit_code == 0, r.output
     created = json.loads(r.stdout)
-    assert created["team"] == "research" and created["secret"].startswith("tka-")
+    assert (created["org"], created["team"]) == ("acme", "research")
+    assert created["secret"].startswith("tka-")
+    r = runner.invoke(app, ["create-key", "--team", "research", "--db", db_url])
+    assert r.exit_code == 1 and "--org O --team T" in r.output
 
     r = runner.invoke(app, ["create-key", "--db", db_url])
     assert r.exit_code == 0, r.output

@@ -21,7 +21,7 @@ _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 def _registered(app: web.Application) -> set[tuple[str, str]]:
     out = set()
     for route in app.router.routes():
-        if route.method == "HEAD":  # aiohttp adds HEAD beside every GET
+        if route.method in ("HEAD", "*"):  # HEAD beside every GET; * answers 405
             continue
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
@@ -96,3 +96,47 @@ def test_bodies_document_their_fields_and_money_is_a_number() -> None:
 def test_operations_are_unique() -> None:
     keys = [(op.method, op.path) for op in OPERATIONS]
     assert len(keys) == len(set(keys))
+
+
+def _inputs(doc: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every schema a client sends: parameters and request bodies (with what they hold)."""
+    out: list[tuple[str, Any]] = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            out += [
+                (f"{method} {path} ?{p['name']}", p["schema"]) for p in op.get("parameters", [])
+            ]
+    for model in m.REQUEST_MODELS:
+        out.append((model.__name__, doc["components"]["schemas"][model.__name__]))
+    return out
+
+
+def _leaves(where: str, node: Any) -> list[tuple[str, dict[str, Any]]]:
+    if isinstance(node, list):
+        return [leaf for i, v in enumerate(node) for leaf in _leaves(f"{where}[{i}]", v)]
+    if not isinstance(node, dict):
+        return []
+    found = [(where, node)] if node.get("type") in ("string", "number", "integer") else []
+    for key, value in node.items():
+        if key not in ("examples", "default", "enum", "const"):
+            found += _leaves(f"{where}.{key}", value)
+    return found
+
+
+def test_every_input_states_its_bounds() -> None:
+    """Numbers have a minimum and a maximum; text has a pattern, an enum or a format, so
+    the document is never looser than the server (tests/admin/test_schemathesis.py)."""
+    from tokenomy.admin.openapi import document
+
+    for name, schema in _inputs(document()):
+        for where, leaf in _leaves(name, schema):
+            if leaf["type"] in ("number", "integer"):
+                assert "minimum" in leaf and "maximum" in leaf, where
+            else:
+                assert {"pattern", "enum", "format", "const"} & set(leaf), where
+
+
+def test_usage_rows_document_every_report_group() -> None:
+    from tokenomy.ledger.schema import REPORT_GROUPS
+
+    assert set(REPORT_GROUPS) <= set(m.UsageRowOut.model_fields)

@@ -57,11 +57,14 @@ async def test_keys_are_limited_to_the_team(teams: Teams) -> None:
     assert r.status == 200
 
 
-async def test_a_team_without_keys_cannot_invent_an_org(server: Server) -> None:
-    lonely = server.admin(team="new-team")
-    r = await lonely.post("/admin/v1/keys", {"org": "acme"})
-    assert r.status == 403 and "global admin" in r.message
+async def test_a_team_admin_creates_keys_only_in_its_own_org(server: Server) -> None:
+    lonely = server.admin(team="new-team", org="acme")
+    r = await lonely.post("/admin/v1/keys", {"org": "shadow-corp"})
+    assert r.status == 403 and r.body["error"]["param"] == "org"
     assert server.store.list_keys(team="new-team") == []
+    # Its first key goes to its own org, with or without naming it.
+    r = await lonely.post("/admin/v1/keys", {})
+    assert r.status == 201 and (r.body["org"], r.body["team"]) == ("acme", "new-team")
 
 
 async def test_budgets_and_limits_are_limited_to_team_and_its_keys(teams: Teams) -> None:
@@ -93,7 +96,7 @@ async def test_budgets_and_limits_are_limited_to_team_and_its_keys(teams: Teams)
         r = await ra.put("/admin/v1/budgets", {"scope": scope, "limit": 1})
         assert r.status == 403, (scope, r.body)
         assert r.body["error"]["param"] == "scope"
-        assert "only on team:research" in r.message and scope in r.message
+        assert "on team:research unless" in r.message and scope in r.message
         assert (await ra.put("/admin/v1/limits", {"scope": scope, "tpm": 1})).status == 403
         assert (await ra.delete(f"/admin/v1/budgets/{scope}")).status == 403
         assert (await ra.delete(f"/admin/v1/limits/{scope}")).status == 403
@@ -182,7 +185,7 @@ async def test_usage_is_forced_to_the_team(teams: Teams) -> None:
     r = await ra.get("/admin/v1/usage", where=f"key={teams.s_key.key_id}")
     assert r.body["data"] == []
     r = await ra.get("/admin/v1/usage", where="team=support")
-    assert r.status == 403 and "only team 'research'" in r.message
+    assert r.status == 403 and "team admin of 'research'" in r.message
     assert r.body["error"]["param"] == "where"
     r = await ra.get("/admin/v1/usage", where="team=research")
     assert r.status == 200 and r.body["data"][0]["requests"] == 1

@@ -195,11 +195,13 @@ async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10
 
 
 def journal_ids(journal: Path) -> list[str]:
-    """Event ids in the crash journal's segment files (one JSON row per line)."""
+    """Ids of the final events in the crash journal's segment files (one JSON row per line;
+    a call's start record, an object, is left out)."""
     idx = EVENT_COLUMNS.index("id")
     ids: list[str] = []
     for seg in sorted(journal.glob("*.jsonl")):
-        ids += [orjson.loads(line)[idx] for line in seg.read_bytes().splitlines() if line]
+        lines = [orjson.loads(line) for line in seg.read_bytes().splitlines() if line]
+        ids += [value[idx] for value in lines if isinstance(value, list)]
     return ids
 
 

@@ -44,6 +44,7 @@ _FLAGS = {
     "malformed-json",
     "tool-call",
     "no-final-blank-line",
+    "echo-key",
 }
 
 
@@ -62,6 +63,8 @@ class Scenario:
         ``malformed-json``: a broken JSON body, or one broken event mid-stream.
         ``tool-call``: answer with a call of the request's first (or chosen) tool.
         ``no-final-blank-line``: the stream's last event lacks its closing blank line.
+        ``echo-key``: a 401 whose message echoes the request's API key, whole and masked
+            (with ``error-mid-stream``: the in-stream error echoes it instead).
     """
 
     names: tuple[str, ...] = ()
@@ -356,7 +359,16 @@ class FakeServer:
             return denied
         if scn.error_status is not None:
             return self.error_response(scn.error_status)
+        if scn.has("echo-key") and not scn.has("error-mid-stream"):
+            return self.error_response(401, self.echo_key_message(request))
         return await fn(request, rec)
+
+    @staticmethod
+    def echo_key_message(request: web.Request) -> str:
+        """An auth error text echoing the presented key, as some providers do."""
+        auth = request.headers.get("Authorization", "")
+        key = request.headers.get("x-api-key") or auth.removeprefix("Bearer ")
+        return f"Incorrect API key provided: {key} (shown as {key[:7]}****{key[-4:]})."
 
     # ------------------------------------------------------------ provider specifics
 
@@ -371,6 +383,10 @@ class FakeServer:
     def error_headers(self) -> dict[str, str]:
         """Headers sent with every error (request id)."""
         return {}
+
+    def stream_error_event(self, message: str) -> bytes:
+        """The provider's in-stream error event carrying ``message``."""
+        raise NotImplementedError  # pragma: no cover
 
     def error_response(self, status: int, message: str | None = None) -> web.Response:
         """The provider's real error JSON for ``status``."""
@@ -438,6 +454,8 @@ class FakeServer:
         if scn.has("malformed-json"):
             events = [*events[:half], b'data: {"id": "broken", "choices": [\n\n', *events[half:]]
         if scn.has("error-mid-stream") and error_event is not None:
+            if scn.has("echo-key"):
+                error_event = self.stream_error_event(self.echo_key_message(request))
             events = [*events[:half], error_event]
         if scn.has("no-final-blank-line") and events and events[-1].endswith(b"\n\n"):
             events = [*events[:-1], events[-1][:-2]]

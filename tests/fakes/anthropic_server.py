@@ -105,6 +105,10 @@ class FakeAnthropic(FakeServer):
             )
         return None
 
+    def stream_error_event(self, message: str) -> bytes:
+        """Anthropic's ``event: error`` carrying ``message``."""
+        return sse("error", {"type": "error", "error": {"type": "api_error", "message": message}})
+
     def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
         """``{"type": "error", "error": {"type", "message"}, "request_id"}``."""
         etype, default = _ERRORS.get(status, ("api_error", f"Error {status}"))

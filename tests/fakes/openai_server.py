@@ -145,6 +145,11 @@ class FakeOpenAI(FakeServer):
             "error": {"message": message or default, "type": etype, "param": None, "code": code}
         }
 
+    def stream_error_event(self, message: str) -> bytes:
+        """``data: {"error": {...}}`` as the real API sends mid-stream."""
+        error = {"message": message, "type": "server_error", "param": None, "code": None}
+        return sse(None, {"error": error})
+
     def error_headers(self) -> dict[str, str]:
         """Real errors carry ``x-request-id`` too."""
         return {"x-request-id": stable_id("req_", str(len(self.requests)))}

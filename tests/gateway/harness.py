@@ -13,6 +13,7 @@ from aiohttp import web
 from tests.fakes import FakeAnthropic, FakeOpenAI
 from tokenomy.config import Settings, parse_config
 from tokenomy.gateway.app import GATEWAY_KEY, STORE_KEY, build_app
+from tokenomy.gateway.connections import GatewayRunner
 from tokenomy.gateway.proxy import Gateway
 from tokenomy.ledger.store import Store
 from tokenomy.types import UsageEvent
@@ -90,7 +91,7 @@ async def running_gateway(db_url: str, *, config: dict[str, Any] | None = None,
         settings = parse_config(config or config_for(oai.base_url, ant.base_url, **gateway),
                                 "test.toml")
         app = build_app(settings, db_url)
-        runner = web.AppRunner(app, access_log=None)
+        runner = GatewayRunner(app, access_log=None)  # the connection limits of `serve`
         await runner.setup()
         port = free_port()
         site = web.TCPSite(runner, "127.0.0.1", port)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,20 +27,31 @@ from tokenomy.admin.keys import AdminPrincipal, authenticate
 from tokenomy.admin.models import CreateKeyBody, SetBudgetBody, SetLimitBody, TransferBody
 from tokenomy.admin.openapi import PREFIX, document
 from tokenomy.budgets import storage
-from tokenomy.budgets.model import BUDGET, RATE_LIMIT, Budget, from_amount, parse_scope, to_amount
+from tokenomy.budgets.model import (
+    BUDGET,
+    MAX_COUNT,
+    MAX_USD,
+    RATE_LIMIT,
+    Budget,
+    from_amount,
+    parse_scope,
+    to_amount,
+)
 from tokenomy.budgets.report import budget_rows
 from tokenomy.config import Settings
 from tokenomy.errors import (
+    Conflict,
     InternalError,
     InvalidRequest,
     LedgerError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RequestError,
+    ServiceUnavailable,
 )
 from tokenomy.gateway.wire_errors import OPENAI, error_response
-from tokenomy.ledger.reports import parse_fields, parse_time, usage_report
-from tokenomy.ledger.schema import GROUP_FIELDS
+from tokenomy.ledger.reports import parse_fields, parse_time, parse_where, usage_report
 from tokenomy.ledger.store import Store
 
 log = logging.getLogger("tokenomy.admin")
@@ -46,10 +59,14 @@ log = logging.getLogger("tokenomy.admin")
 # Admin bodies are a few hundred bytes; the gateway app itself accepts huge bodies (it
 # checks sizes per endpoint), so the admin API sets its own bound.
 MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_DEPTH = 8  # the deepest admin body is an object holding a list
+_KEY_ID = re.compile(r"[0-9a-f]{12}")
+_LIMIT = re.compile(r"[0-9]{1,4}")
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 _AdminMethod = Callable[["AdminApi", web.Request, AdminPrincipal], Awaitable[web.StreamResponse]]
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -69,8 +86,33 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip() or None
 
 
+def _unavailable(exc: BaseException) -> bool:
+    """True for a database that cannot be reached (retry later), not a bug."""
+    if isinstance(exc, LedgerError):
+        return True
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, sqlite3.OperationalError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(
+        exc, psycopg.OperationalError | psycopg.InterfaceError
+    )
+
+
+def _answer(err: RequestError) -> web.Response:
+    # Messages quote the client's input; a lone surrogate in it must not break the answer.
+    text = err.message.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text != err.message:
+        err.message = text
+        err.args = (text,)
+    return error_response(OPENAI, err, {})
+
+
 def _admin(fn: _AdminMethod) -> Callable[[AdminApi, web.Request], Awaitable[web.StreamResponse]]:
-    """Authenticate the admin key, run the handler, answer errors as JSON with their status."""
+    """Authenticate the admin key, run the handler, answer errors as JSON with their status.
+
+    A 5xx never carries exception text (it may name hosts, files or SQL): the log has it.
+    """
 
     @functools.wraps(fn)
     async def run(self: AdminApi, request: web.Request) -> web.StreamResponse:
@@ -78,17 +120,49 @@ def _admin(fn: _AdminMethod) -> Callable[[AdminApi, web.Request], Awaitable[web.
             who = await asyncio.to_thread(authenticate, self.store, _bearer(request))
             return await fn(self, request, who)
         except RequestError as err:
-            return error_response(OPENAI, err, {})
+            return _answer(err)
         except ValueError as err:  # the library's way of refusing input (as in the CLI)
-            return error_response(OPENAI, InvalidRequest(str(err)), {})
-        except LedgerError as err:
-            log.error("admin %s %s: %s", request.method, request.path, err)
-            return error_response(OPENAI, InternalError(f"ledger error: {err}"), {})
-        except Exception as err:  # a bug: answer JSON like every other error, and log it
+            return _answer(InvalidRequest(str(err)))
+        except Exception as err:
+            if _unavailable(err):
+                log.error(
+                    "admin %s %s: database unavailable: %s", request.method, request.path, err
+                )
+                return _answer(
+                    ServiceUnavailable(
+                        "The ledger database is unavailable; try again shortly.", retry_after_s=5
+                    )
+                )
+            # A bug: answer JSON like every other error, and log it with its traceback.
             log.exception("admin %s %s failed", request.method, request.path)
-            return error_response(OPENAI, InternalError(f"internal error: {err}"), {})
+            return _answer(
+                InternalError("Internal error in the admin API; the gateway's log has the details.")
+            )
 
     return run
+
+
+def _check_strings(data: Any) -> None:
+    """Refuse bodies nested deeper than any admin body, or holding text no database stores
+    (a lone surrogate from a ``\\ud800`` escape); walks iteratively."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_BODY_DEPTH:
+            raise InvalidRequest(f"the request body is nested deeper than {MAX_BODY_DEPTH} levels")
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidRequest(
+                    "the request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                    "which is not text"
+                ) from exc
+        elif isinstance(node, dict):
+            stack.extend((k, depth + 1) for k in node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 async def _body(request: web.Request, model: type[M]) -> M:
@@ -107,6 +181,11 @@ async def _body(request: web.Request, model: type[M]) -> M:
         data = simplejson.loads(bytes(raw), use_decimal=True)
     except (simplejson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("the request body is nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InvalidRequest(f"the request body is not usable JSON: {exc}") from exc
+    _check_strings(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -135,10 +214,27 @@ def _query_scope(request: web.Request) -> str:
     return scope
 
 
+def _not_allowed(allow: list[str]) -> _Handler:
+    """The handler of every other method on a path: 405 with ``Allow`` (RFC 9110 §15.5.6)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return _answer(
+            MethodNotAllowed(
+                f"{request.method} is not allowed on {request.path[:100]}; use "
+                + " or ".join(allow),
+                allow=allow,
+            )
+        )
+
+    return handler
+
+
 def _unit(request: web.Request, allowed: tuple[str, ...]) -> str | None:
     unit = request.query.get("unit")
     if unit is not None and unit not in allowed:
-        raise InvalidRequest(f"unit must be {' or '.join(allowed)}, got {unit!r}", param="unit")
+        raise InvalidRequest(
+            f"unit must be {' or '.join(allowed)}, got {unit[:20]!r}", param="unit"
+        )
     return unit
 
 
@@ -179,7 +275,7 @@ class AdminApi:
         flag = request.query.get("include_revoked", "true").lower()
         if flag not in ("true", "false", "1", "0"):
             raise InvalidRequest("include_revoked must be true or false", param="include_revoked")
-        keys = await asyncio.to_thread(self.store.list_keys, flag in ("true", "1"), who.team)
+        keys = await asyncio.to_thread(access.visible_keys, self.store, who, flag in ("true", "1"))
         return _json({"data": [k.as_dict() for k in keys]})
 
     @_admin
@@ -198,6 +294,8 @@ class AdminApi:
     async def revoke_key(self, request: web.Request, who: AdminPrincipal) -> web.StreamResponse:
         key_id = request.match_info["key_id"]
         await asyncio.to_thread(access.require_key, self.store, who, key_id)
+        if not _KEY_ID.fullmatch(key_id):  # not a key id: nothing to look up
+            raise NotFound(f"no active API key with id {key_id[:40]!r}")
         if not await asyncio.to_thread(self.store.revoke_key, key_id):
             raise NotFound(f"no active API key with id {key_id!r}")
         log.info("admin %s revoked API key %s", who.key_id, key_id)
@@ -255,24 +353,45 @@ class AdminApi:
         scopes = await asyncio.to_thread(access.scopes_for, self.store, who)
         scopes.require(body.from_scope)
         scopes.require(body.to)
-        src, dst = await asyncio.to_thread(
-            storage.transfer,
-            self.store,
-            body.from_scope,
-            body.to,
-            _amount(body.unit, body.amount, "amount"),
-            body.unit,
-            self.tz,
-            who.actor,
-        )
+        amount = _amount(body.unit, body.amount, "amount")
+        if amount <= 0:
+            raise InvalidRequest(
+                "amount: must be positive (USD amounts round to whole nano-USD)", param="amount"
+            )
+        if body.from_scope == body.to:
+            raise InvalidRequest("to: cannot transfer a budget to itself", param="to")
+        src, dst = await asyncio.to_thread(self._transfer, body, amount, who)
         return _json({"from": _budget(src), "to": _budget(dst)})
+
+    def _transfer(
+        self, body: TransferBody, amount: int, who: AdminPrincipal
+    ) -> tuple[Budget, Budget]:
+        ends = {}
+        for end, scope in (("from", body.from_scope), ("to", body.to)):
+            b = storage.get_budget(self.store, BUDGET, scope, body.unit)
+            if b is None:
+                raise NotFound(f"{end}: no {body.unit} budget on {scope}; create it first")
+            ends[end] = b
+        cap = to_amount(body.unit, MAX_USD if body.unit == "usd" else MAX_COUNT)
+        if ends["to"].limit + amount > cap:
+            raise Conflict(
+                f"amount: {body.to} would pass the largest limit, "
+                f"{from_amount(body.unit, cap)} {body.unit}",
+                param="amount",
+            )
+        try:
+            return storage.transfer(
+                self.store, body.from_scope, body.to, amount, body.unit, self.tz, who.actor
+            )
+        except ValueError as exc:  # refused by the budgets' state (e.g. the headroom)
+            raise Conflict(str(exc)) from exc
 
     @_admin
     async def audit(self, request: web.Request, who: AdminPrincipal) -> web.StreamResponse:
         text = request.query.get("limit", "50")
-        if not text.isdigit() or not 1 <= int(text) <= 1000:
+        if not _LIMIT.fullmatch(text) or not 1 <= int(text) <= 1000:
             raise InvalidRequest(
-                f"limit must be a whole number 1-1000, got {text!r}", param="limit"
+                f"limit must be a whole number 1-1000, got {text[:20]!r}", param="limit"
             )
         scopes = await asyncio.to_thread(access.scopes_for, self.store, who)
         rows = await asyncio.to_thread(access.audit_for, self.store, scopes, int(text))
@@ -290,13 +409,14 @@ class AdminApi:
         out = []
         for unit, value in (("requests", body.rpm), ("tokens", body.tpm)):
             if value is not None:
+                limit = _amount(unit, value, "rpm" if unit == "requests" else "tpm")
                 b = await asyncio.to_thread(
                     storage.set_budget,
                     self.store,
                     kind=RATE_LIMIT,
                     scope=body.scope,
                     unit=unit,
-                    limit=value,
+                    limit=limit,
                     period="minute",
                     hard=True,
                     actor=who.actor,
@@ -317,21 +437,10 @@ class AdminApi:
         until = q.get("until")
         since_ms = _param("since", lambda: parse_time(since) if since else None)
         until_ms = _param("until", lambda: parse_time(until, end_of_day=True) if until else None)
-        filters: dict[str, str] = {}
-        for item in q.getall("where", []):
-            name, sep, value = item.partition("=")
-            name = name.strip()
-            if not sep or name not in GROUP_FIELDS:
-                raise InvalidRequest(
-                    f"where takes FIELD=VALUE with FIELD one of {', '.join(GROUP_FIELDS)}; "
-                    f"got {item!r}",
-                    param="where",
-                )
-            if name == "status" and not value.strip().isdigit():
-                raise InvalidRequest(
-                    f"where status= takes an HTTP status, got {value!r}", param="where"
-                )
-            filters[name] = value.strip()
+        try:
+            filters = parse_where(q.getall("where", []))
+        except ValueError as exc:  # its messages start with "where:"
+            raise InvalidRequest(str(exc), param="where") from exc
         filters = access.usage_filters(who, filters)
         rows = await asyncio.to_thread(
             usage_report,
@@ -345,22 +454,32 @@ class AdminApi:
 
 
 def routes(api: AdminApi) -> list[web.RouteDef]:
-    """Path → handler, and nothing else (``openapi.OPERATIONS`` documents each one)."""
-    return [
-        web.get(f"{PREFIX}/openapi.json", api.openapi),
-        web.get(f"{PREFIX}/keys", api.list_keys),
-        web.post(f"{PREFIX}/keys", api.create_key),
-        web.delete(f"{PREFIX}/keys/{{key_id}}", api.revoke_key),
-        web.get(f"{PREFIX}/budgets", api.list_budgets),
-        web.put(f"{PREFIX}/budgets", api.set_budget),
-        web.post(f"{PREFIX}/budgets/transfer", api.transfer),
-        web.get(f"{PREFIX}/budgets/audit", api.audit),
-        web.delete(f"{PREFIX}/budgets/{{scope}}", api.delete_budget),
-        web.get(f"{PREFIX}/limits", api.list_limits),
-        web.put(f"{PREFIX}/limits", api.set_limits),
-        web.delete(f"{PREFIX}/limits/{{scope}}", api.delete_limits),
-        web.get(f"{PREFIX}/usage", api.usage),
-    ]
+    """Path → handler, and nothing else (``openapi.OPERATIONS`` documents each one).
+
+    Every other method on a known path is answered 405 with ``Allow``.
+    """
+    table: dict[str, dict[str, _Handler]] = {
+        f"{PREFIX}/openapi.json": {"GET": api.openapi},
+        f"{PREFIX}/keys": {"GET": api.list_keys, "POST": api.create_key},
+        f"{PREFIX}/keys/{{key_id}}": {"DELETE": api.revoke_key},
+        f"{PREFIX}/budgets": {"GET": api.list_budgets, "PUT": api.set_budget},
+        f"{PREFIX}/budgets/transfer": {"POST": api.transfer},
+        f"{PREFIX}/budgets/audit": {"GET": api.audit},
+        f"{PREFIX}/budgets/{{scope}}": {"DELETE": api.delete_budget},
+        f"{PREFIX}/limits": {"GET": api.list_limits, "PUT": api.set_limits},
+        f"{PREFIX}/limits/{{scope}}": {"DELETE": api.delete_limits},
+        f"{PREFIX}/usage": {"GET": api.usage},
+    }
+    out: list[web.RouteDef] = []
+    for path, methods in table.items():
+        # aiohttp answers HEAD beside every GET.
+        allow = [m for name in methods for m in ((name, "HEAD") if name == "GET" else (name,))]
+        out += [
+            web.get(path, handler) if method == "GET" else web.route(method, path, handler)
+            for method, handler in methods.items()
+        ]
+        out.append(web.route("*", path, _not_allowed(allow)))
+    return out
 
 
 def setup_admin(app: web.Application, store: Store, settings: Settings) -> None:

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from tokenomy.admin import models as m
+from tokenomy.budgets.model import MAX_NAME, SCOPE_KINDS
+from tokenomy.ledger.reports import MAX_FILTER_CHARS, MAX_TIME_CHARS
 from tokenomy.ledger.schema import GROUP_FIELDS, REPORT_GROUPS
 
 PREFIX = "/admin/v1"
@@ -57,8 +59,39 @@ class Operation:
     errors: tuple[int, ...] = (400, 401, 403)
 
 
-_SCOPE_PATH = Param("scope", "path", "The budget scope, e.g. team:research (URL-encoded).")
+# Query and path parameters state what the server accepts (ECMA-262 patterns); the
+# server checks the same bounds and answers 400 outside them.
+_TEXT = "[^\\x00-\\x1f\\x7f]"
+_SCOPE_PATH = Param(
+    "scope",
+    "path",
+    "The budget scope, e.g. team:research (URL-encoded).",
+    # In a path a scope's name cannot hold "/" (set such budgets through the body).
+    {
+        "type": "string",
+        "pattern": f"^({'|'.join(SCOPE_KINDS)}):[^\\x00-\\x1f\\x7f/]{{1,{MAX_NAME}}}$",
+    },
+)
 _TEAM_NOTE = " A team admin sees only its own team's."
+_FIELDS = "|".join(REPORT_GROUPS)
+_TEXT_FIELDS = "|".join(f for f in GROUP_FIELDS if f != "status")
+_RELATIVE = {"type": "string", "pattern": "^[0-9]{1,6}[mhdw]$"}
+
+
+def _time_param(name: str, description: str) -> Param:
+    return Param(
+        name,
+        "query",
+        description,
+        {
+            "anyOf": [
+                _RELATIVE,
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time", "maxLength": MAX_TIME_CHARS},
+            ]
+        },
+    )
+
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -105,7 +138,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "Revoke a gateway API key; gateways refuse it within about a second.",
         "keys",
         m.RevokedOut,
-        params=(Param("key_id", "path", "The key id."),),
+        params=(
+            Param(
+                "key_id",
+                "path",
+                "The key id (12 hex digits).",
+                {"type": "string", "pattern": "^[0-9a-f]{12}$"},
+            ),
+        ),
         errors=(401, 403, 404),
     ),
     Operation(
@@ -149,10 +189,13 @@ OPERATIONS: tuple[Operation, ...] = (
         "post",
         f"{PREFIX}/budgets/transfer",
         "transferBudget",
-        "Move part of one budget's limit to another of the same unit (audited).",
+        "Move part of one budget's limit to another of the same unit (audited). 404 when "
+        "either budget does not exist; 409 when the giving budget lacks the headroom or the "
+        "receiving one would pass the maximum limit.",
         "budgets",
         m.TransferOut,
         body=m.TransferBody,
+        errors=(400, 401, 403, 404, 409),
     ),
     Operation(
         "get",
@@ -211,17 +254,31 @@ OPERATIONS: tuple[Operation, ...] = (
         f"{PREFIX}/usage",
         "usageReport",
         "Token usage and exact cost from the ledger, grouped. A team admin's report is "
-        "always filtered to its team.",
+        "always filtered to its org and team.",
         "usage",
         m.UsageReport,
         params=(
-            Param("since", "query", "From: YYYY-MM-DD, an ISO time, or relative (24h, 7d)."),
-            Param("until", "query", "To (a bare date includes that day)."),
-            Param("by", "query", "Group by a comma list of: " + ", ".join(REPORT_GROUPS) + "."),
+            _time_param(
+                "since", "From: YYYY-MM-DD, an ISO time, or relative (24h, 7d; up to 6 digits)."
+            ),
+            _time_param("until", "To (a bare date includes that day)."),
+            Param(
+                "by",
+                "query",
+                "Group by a comma list of: " + ", ".join(REPORT_GROUPS) + ".",
+                {"type": "string", "pattern": f"^({_FIELDS})(,({_FIELDS}))*$"},
+            ),
             Param(
                 "where",
                 "query",
-                "Filter FIELD=VALUE (repeatable); FIELD is one of " + ", ".join(GROUP_FIELDS) + ".",
+                "Filter FIELD=VALUE (repeatable); FIELD is one of "
+                + ", ".join(GROUP_FIELDS)
+                + "; status takes an HTTP status.",
+                {
+                    "type": "string",
+                    "pattern": f"^(({_TEXT_FIELDS})={_TEXT}{{0,{MAX_FILTER_CHARS}}}"
+                    "|status=[0-9]{1,3})$",
+                },
                 repeat=True,
             ),
         ),
@@ -233,6 +290,9 @@ _ERROR_TEXT = {
     401: "Missing, invalid or revoked admin key.",
     403: "Outside what this admin key may see or change (team admins: their own team).",
     404: "No such key or budget.",
+    409: "Refused by the current state (e.g. not enough headroom to transfer).",
+    413: "The request body is larger than 64 KiB.",
+    503: "The ledger database is unreachable; retry after Retry-After seconds.",
 }
 
 
@@ -253,10 +313,12 @@ def document() -> dict[str, Any]:
             "version": "1",
             "description": "Gateway API keys, budgets, rate limits and usage — what the "
             "`tokenomy keys|budgets|limits|usage` commands offer. Authenticate with an admin "
-            "key from `tokenomy admin create-key`. A team-admin key (`--team T`) sees and "
-            "changes only team T: keys of team T, budgets and rate limits on team:T and on "
-            "key:KEY_ID of team T's keys, and usage filtered to team T. Money amounts are "
-            "exact decimal JSON numbers (parse them as decimals, not binary floats).",
+            "key from `tokenomy admin create-key`. A team-admin key (`--org O --team T`) sees "
+            "and changes only team T of org O: its keys, budgets and rate limits on key:KEY_ID "
+            "of its keys and on team:T (unless another org also has a team T), and usage "
+            "filtered to org O and team T. Money amounts are exact decimal JSON numbers (parse "
+            "them as decimals, not binary floats). Every number has stated bounds; a value "
+            "outside them is answered 400 with a message naming the field.",
         },
         "servers": [{"url": "/"}],
         "security": [{"adminKey": []}],
@@ -295,7 +357,12 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["requestBody"] = {"required": True, **_json(_ref(op.body), op.body.__doc__ or "")}
     ok = _ref(op.response) if op.response is not None else {"type": "object"}
     responses = {str(op.status): _json(ok, "Success.")}
-    for status in op.errors:
+    errors = set(op.errors)
+    if not op.public:
+        errors.add(503)
+    if op.body is not None:
+        errors.add(413)
+    for status in sorted(errors):
         responses[str(status)] = _json(_ref(m.ErrorOut), _ERROR_TEXT[status])
     out["responses"] = responses
     if op.public:

@@ -7,6 +7,18 @@ by the shared database (``storage.grant_lease``); a process only ever reserves f
 holds, so replicas cannot overspend together. ``settle`` books the actual amount and frees
 the rest exactly once. A background task flushes settled spend, returns unused leases when
 a budget is tight or idle, keeps leases alive, refreshes definitions and fires alerts.
+
+Fencing (see ``storage``): a lease is spent from only while this process's own monotonic
+clock says its last renewal (the start of the grant or flush transaction that renewed it)
+is younger than the lease TTL minus a safety margin, so it stops before any other replica
+may consider the lease stale. Past that, the slow path renews it through the database, or
+answers 503 (``BudgetUnavailable``) when the database cannot be reached. A lease found
+stale is fenced: its tracker is replaced by a fresh one (a new epoch), and the old one
+only settles its calls in flight and hands the rest back.
+
+If the database is down at start-up, or goes down, the engine keeps running, reports it in
+``health()`` and retries with backoff; definitions unknown yet → 503 for every call that has
+to be checked against budgets.
 """
 
 from __future__ import annotations
@@ -20,12 +32,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from tokenomy.budgets import storage
 from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.model import RATE_LIMIT, Budget, show_amount
 from tokenomy.budgets.periods import iso_utc, period_bounds
-from tokenomy.errors import BudgetExceeded, RateLimited
+from tokenomy.errors import BudgetExceeded, BudgetUnavailable, RateLimited
 from tokenomy.ledger.store import Store
 
 log = logging.getLogger("tokenomy.budgets")
@@ -37,6 +50,11 @@ LEASE_DIVISOR = 16
 FLUSH_INTERVAL_S = 0.25
 IDLE_RETURN_S = 1.0
 REFRESH_INTERVAL_S = 1.0
+# A lease is spent from until renewal start + TTL - TTL / LEASE_MARGIN_DIVISOR.
+LEASE_MARGIN_DIVISOR = 5
+# Database down: retry after 0.25 s, doubling up to this; one log line per LOG_EVERY_S.
+MAX_BACKOFF_S = 2.0
+LOG_EVERY_S = 10.0
 
 
 @dataclass(slots=True)
@@ -55,6 +73,9 @@ class Tracker:
     spent_seen: int = 0  # last ``spent`` read from the database
     limit_seen: int = 0
     leased_seen: int = 0  # capacity held by gateways (in-flight reservations) at that read
+    epoch: int = 0  # the lease in the database this balance comes from (0: none)
+    valid_until: float = 0.0  # monotonic: admit from the lease only before this
+    fenced: bool = False  # the lease went stale: settle what is in flight, never admit
 
 
 @dataclass(slots=True)
@@ -86,6 +107,9 @@ class BudgetEngine:
         tz: str = "UTC",
         alerts: AlertSink | None = None,
         clock: Callable[[], int] | None = None,
+        lease_ttl_ms: int = storage.LEASE_TTL_MS,
+        lease_grace_ms: int = storage.LEASE_GRACE_MS,
+        ledger_replayed: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.tz = tz
@@ -96,13 +120,32 @@ class BudgetEngine:
         self._trackers: dict[tuple[str, int], Tracker] = {}
         self._current: dict[str, Tracker] = {}  # budget id → tracker of the current period
         self._by_caller: dict[tuple[str, ...], list[Budget]] = {}
+        self._draining: list[Tracker] = []  # fenced: settling their calls in flight
         self._task: asyncio.Task[None] | None = None
         self._last_refresh = 0.0
-        self.active = False  # any budget at all? (skip all work when not)
+        self.ttl_ms, self.grace_ms = lease_ttl_ms, lease_grace_ms
+        self._valid_s = (lease_ttl_ms - lease_ttl_ms / LEASE_MARGIN_DIVISOR) / 1000
+        # Until the definitions are loaded once, every call goes through ``budgets_for``,
+        # which refuses with 503: a budget must not be bypassed because it is unknown yet.
+        self.loaded = False
+        # Events the ledger writer replayed from the journal so far: when the database was
+        # down at start-up it replays later, and spend is then rebuilt once more.
+        self._ledger_replayed = ledger_replayed or (lambda: 0)
+        self._rebuilt_for = 0
+        self.active = True  # any budget at all? (skip all work when not)
+        self._db_error: str | None = None
+        self._down_until = 0.0  # monotonic: until then, fail fast instead of asking again
+        self._backoff = 0.0
+        self._last_log = -LOG_EVERY_S
+        self._refused = 0  # calls answered 503 since the last log line
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        await self.refresh()
+        """Load definitions (rebuilding spend from the ledger); never fails on the database."""
+        try:
+            await self.refresh()
+        except Exception as exc:  # start anyway: not ready, retried in the background
+            self._db_failed(exc)
         self._task = asyncio.create_task(self._loop(), name="tokenomy-budgets")
 
     async def close(self) -> None:
@@ -110,10 +153,22 @@ class BudgetEngine:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush(return_all=True)
+        try:
+            await self.flush(return_all=True)
+        except Exception as exc:  # the leases go stale and are reclaimed after their grace
+            log.error("budget leases not handed back at shutdown: %s", exc)
 
     async def refresh(self) -> None:
         budgets = await asyncio.to_thread(storage.list_budgets, self.store)
+        replayed = self._ledger_replayed()
+        if not self.loaded or replayed != self._rebuilt_for:
+            # Spend settled by a previous run but never flushed is in the ledger.
+            raised = await asyncio.to_thread(
+                storage.rebuild_from_ledger, self.store, budgets, self.tz, self._clock()
+            )
+            if raised:
+                log.warning("budget spend rebuilt from the ledger for %d budgets", len(raised))
+            self.loaded, self._rebuilt_for = True, replayed
         by_scope: dict[str, list[Budget]] = {}
         for b in budgets:
             by_scope.setdefault(b.scope, []).append(b)
@@ -135,13 +190,59 @@ class BudgetEngine:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
+            await asyncio.sleep(self._backoff if self._db_error else FLUSH_INTERVAL_S)
             try:
+                if not self.loaded:
+                    await self.refresh()
                 await self.flush()
                 if time.monotonic() - self._last_refresh >= REFRESH_INTERVAL_S:
                     await self.refresh()
+                self._db_ok()
             except Exception as exc:  # keep enforcing with what we hold
-                log.error("budget flush/refresh failed: %s", exc)
+                self._db_failed(exc)
+
+    # -- database health -------------------------------------------------------------------
+    def _db_failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._backoff = min(max(self._backoff * 2, FLUSH_INTERVAL_S), MAX_BACKOFF_S)
+        self._down_until = now + self._backoff
+        first = self._db_error is None
+        self._db_error = type(exc).__name__
+        if first or now - self._last_log >= LOG_EVERY_S:  # one line, not one per request
+            self._last_log = now
+            log.error(
+                "budget database unavailable (%s: %s); calls needing a new lease get 503 "
+                "(%d since the last report); retrying",
+                self._db_error,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                self._refused,
+            )
+            self._refused = 0
+
+    def _db_ok(self) -> None:
+        if self._db_error is not None:
+            log.warning("budget database reachable again (%d calls got 503)", self._refused)
+            self._db_error, self._backoff, self._down_until, self._refused = None, 0.0, 0.0, 0
+
+    def _unavailable(self) -> BudgetUnavailable:
+        self._refused += 1
+        wait = max(1, math.ceil(self._down_until - time.monotonic()))
+        what = "budget state" if self.loaded else "budget definitions"
+        return BudgetUnavailable(
+            f"The gateway cannot reach its database for {what}, so this call cannot be "
+            f"checked against its budgets. Retry after {wait} s.",
+            retry_after_s=wait,
+        )
+
+    def health(self) -> dict[str, Any]:
+        """``ok`` when definitions are loaded and the database answered the last time."""
+        return {
+            "ok": self.loaded and self._db_error is None,
+            "definitions_loaded": self.loaded,
+            "database": "unavailable" if self._db_error else "ok",
+            "error": self._db_error,
+            "fenced_leases_draining": len(self._draining),
+        }
 
     # -- admission -----------------------------------------------------------------------
     def applicable(self, scopes: list[str]) -> list[Budget]:
@@ -157,6 +258,8 @@ class BudgetEngine:
         ident = (org, team, user, key, agent)
         found = self._by_caller.get(ident)
         if found is None:
+            if not self.loaded:
+                raise self._unavailable()
             scopes = [f"org:{org}", f"team:{team}", f"user:{user}", f"key:{key}"]
             if agent:
                 scopes.append(f"agent:{agent}")
@@ -197,10 +300,10 @@ class BudgetEngine:
         return needs
 
     @staticmethod
-    def _take(needs: list[tuple[Tracker, int]]) -> Reservation | None:
-        """Reserve on all, or on none if any lease is short (no await: all or nothing)."""
+    def _take(needs: list[tuple[Tracker, int]], now: float) -> Reservation | None:
+        """Reserve on all, or on none if any lease is short or due for renewal (no await)."""
         for t, n in needs:
-            if n > t.balance:
+            if n > t.balance or (n and now >= t.valid_until):
                 return None
         for t, n in needs:  # last_used is set at settle: a tracker holding a reservation
             t.balance -= n  # is never idle
@@ -209,45 +312,92 @@ class BudgetEngine:
 
     def try_admit(self, budgets: list[Budget], demand: Demand) -> Reservation | None:
         """The hot path: reserve from leases already held; None if a lease must be fetched."""
-        return self._take(self._needs(budgets, demand))
+        return self._take(self._needs(budgets, demand), time.monotonic())
 
     async def admit(self, budgets: list[Budget], demand: Demand) -> Reservation:
         """Reserve ``demand`` on every given hard budget and rate limit, or refuse."""
-        needs = self._needs(budgets, demand)
         for _attempt in range(4):
-            taken = self._take(needs)
+            needs = self._needs(budgets, demand)  # again: a fenced tracker is replaced
+            now = time.monotonic()
+            taken = self._take(needs, now)
             if taken is not None:
                 return taken
             for t, n in needs:
-                if n > t.balance and not await self._lease(t, n):
+                if n and (n > t.balance or now >= t.valid_until) and not await self._lease(t, n):
                     raise self._refusal(t, n)
+        needs = self._needs(budgets, demand)
         t, n = next(((t, n) for t, n in needs if n > t.balance), needs[0])
         raise self._refusal(t, n)
 
     async def _lease(self, t: Tracker, need: int) -> bool:
+        """Grow or renew ``t``'s lease; False if the budget cannot give ``need``."""
         async with t.lock:  # one grant at a time per budget; others wait and re-check
-            if t.balance >= need:
-                return True
-            grant = await asyncio.to_thread(
-                storage.grant_lease,
-                self.store,
-                t.budget.id,
-                t.period_start,
-                self.holder,
-                need - t.balance,
-                tight_factor=TIGHT_FACTOR,
-                lease_divisor=LEASE_DIVISOR,
-                granule=need,
-            )
+            started = time.monotonic()
+            if t.fenced or (t.balance >= need and started < t.valid_until):
+                return True  # done meanwhile (or replaced): the caller looks again
+            if started < self._down_until:
+                raise self._unavailable()
+            epoch = t.epoch
+            try:
+                grant = await asyncio.to_thread(
+                    storage.grant_lease,
+                    self.store,
+                    t.budget.id,
+                    t.period_start,
+                    self.holder,
+                    max(need - t.balance, 0),
+                    epoch=epoch,
+                    tight_factor=TIGHT_FACTOR,
+                    lease_divisor=LEASE_DIVISOR,
+                    granule=need,
+                    ttl_ms=self.ttl_ms,
+                    grace_ms=self.grace_ms,
+                )
+            except Exception as exc:
+                self._db_failed(exc)
+                raise self._unavailable() from exc
+            self._db_ok()
             if grant is None:
                 return False
             t.spent_seen, t.limit_seen, t.leased_seen = grant.spent, grant.limit, grant.leased
-            if grant.granted == 0:
+            if grant.fenced:
+                if t.epoch == epoch:  # else a flush found it handed back meanwhile
+                    self._fence(t)
+                return True
+            if grant.epoch:
+                t.epoch = grant.epoch
+                t.valid_until = max(t.valid_until, started + self._valid_s)
+            t.balance += grant.granted
+            if t.balance < need:
                 t.tight = True
                 return False
-            t.balance += grant.granted
             t.tight = grant.available < TIGHT_FACTOR * need
             return True
+
+    def _fence(self, t: Tracker) -> None:
+        """``t``'s lease went stale: a fresh tracker takes its place, ``t`` only settles."""
+        if t.fenced:
+            return
+        t.fenced, t.valid_until = True, 0.0
+        key = (t.budget.id, t.period_start)
+        fresh = Tracker(
+            t.budget,
+            t.period_start,
+            t.period_end,
+            spent_seen=t.spent_seen,
+            limit_seen=t.limit_seen,
+            leased_seen=t.leased_seen,
+        )
+        if self._trackers.get(key) is t:
+            self._trackers[key] = fresh
+        if self._current.get(t.budget.id) is t:
+            self._current[t.budget.id] = fresh
+        self._draining.append(t)
+        log.warning(
+            "budget lease on %s (epoch %d) went stale; settling it out and leasing anew",
+            t.budget.scope,
+            t.epoch,
+        )
 
     def _refusal(self, t: Tracker, need: int) -> BudgetExceeded | RateLimited:
         b = t.budget
@@ -289,9 +439,14 @@ class BudgetEngine:
 
     # -- background ----------------------------------------------------------------------
     async def flush(self, return_all: bool = False) -> None:
-        """Book pending spend; hand back leases that are tight, idle or from old periods."""
+        """Book pending spend; hand back leases that are tight, idle or from old periods.
+
+        Also the heartbeat: leases found live are valid for another TTL (minus the margin)
+        from the start of this flush; leases found stale are fenced.
+        """
         now_ms = self._clock()
-        idle_before = time.monotonic() - IDLE_RETURN_S
+        started = time.monotonic()
+        idle_before = started - IDLE_RETURN_S
         items: list[storage.Settlement] = []
         touched: list[Tracker] = []
         for key, t in list(self._trackers.items()):
@@ -309,23 +464,62 @@ class BudgetEngine:
             ):
                 give_back = t.balance
             if t.pending or give_back:
-                items.append(storage.Settlement(t.budget.id, t.period_start, t.pending, give_back))
+                items.append(
+                    storage.Settlement(t.budget.id, t.period_start, t.epoch, t.pending, give_back)
+                )
                 touched.append(t)
                 t.pending = 0
                 t.balance -= give_back
             if expired and t.reserved == 0 and t.balance <= 0 and t.pending == 0:
                 del self._trackers[key]
-        if not items and not self._trackers:
+        drained: list[Tracker] = []
+        for t in self._draining:
+            give_back = max(t.balance, 0)
+            drain = t.reserved == 0  # nothing in flight: no settle can come any more
+            if t.pending or give_back or (drain and t.epoch):
+                items.append(
+                    storage.Settlement(
+                        t.budget.id, t.period_start, t.epoch, t.pending, give_back, drain
+                    )
+                )
+                touched.append(t)
+                t.pending = 0
+                t.balance -= give_back
+            if drain:
+                drained.append(t)
+        epochs = [(t, t.epoch) for t in self._trackers.values() if t.epoch]
+        if not items and not epochs and not drained:
             return
         try:
-            spent = await asyncio.to_thread(storage.flush, self.store, self.holder, items)
+            done = await asyncio.to_thread(
+                storage.flush, self.store, self.holder, items, ttl_ms=self.ttl_ms
+            )
         except Exception:
             for t, s in zip(touched, items, strict=True):  # keep them for the next try
                 t.pending += s.spent_delta
                 t.balance += s.returned
             raise
+        if drained:
+            gone = {id(t) for t in drained}
+            self._draining = [t for t in self._draining if id(t) not in gone]
+        if done.unleased:
+            log.warning(
+                "booked %d of settled spend beyond the lease it was reserved from (a call "
+                "cost more than its reservation, or a stall outlasted the lease grace period)",
+                done.unleased,
+            )
+        renewed = started + self._valid_s
+        for t, epoch in epochs:
+            if t.fenced or t.epoch != epoch:  # changed while the flush ran: not this one
+                continue
+            if (t.budget.id, t.period_start, epoch) in done.live:
+                t.valid_until = max(t.valid_until, renewed)
+            elif t.balance <= 0 and t.reserved == 0 and t.pending == 0:
+                t.epoch, t.valid_until = 0, 0.0  # handed back in full: nothing to fence
+            else:
+                self._fence(t)
         for t in touched:
-            t.spent_seen = spent.get((t.budget.id, t.period_start), t.spent_seen)
+            t.spent_seen = done.spent.get((t.budget.id, t.period_start), t.spent_seen)
             if self.alerts is not None and t.budget.alerts:
                 await self._check_alerts(t)
 
@@ -344,4 +538,4 @@ class BudgetEngine:
 
     # -- introspection -------------------------------------------------------------------
     def local_reserved(self) -> int:
-        return sum(t.reserved for t in self._trackers.values())
+        return sum(t.reserved for t in (*self._trackers.values(), *self._draining))

@@ -1,14 +1,24 @@
 """Budget state in the shared database: definitions, spend per period, leases, alerts, audit.
 
 The database holds, per budget and period, ``spent`` (settled) and one lease row per
-gateway process (``holder``). A process may only reserve from capacity it has leased, and
-a lease is granted only while ``limit - spent - sum(leases) >= need`` inside one locked
-transaction, so across every replica spent + reserved never exceeds a hard limit. Leases
-of a process that died stop being counted once their heartbeat is ``LEASE_TTL_MS`` old.
+gateway process (``holder``) and lease epoch. A process may only reserve from capacity it
+has leased, and a lease is granted only while ``limit - spent - sum(leases) >= need`` inside
+one locked transaction, so across every replica spent + reserved never exceeds a hard limit.
+
+Fencing: a lease is *live* while its heartbeat is younger than ``LEASE_TTL_MS``. Its holder
+stops admitting from it earlier, by its own monotonic clock (see ``engine``), so a lease
+that went stale is never spent from again: it is *fenced*. A fenced lease is not freed at
+once, because reservations its holder made before the fence may still settle; it keeps
+counting against the limit until its holder settles it out (books the actual spend, hands
+the rest back and deletes it) or ``LEASE_GRACE_MS`` more have passed (a process that died).
+A holder never renews a fenced lease: it leases anew under a new epoch (a new row), so a
+late settlement of the old epoch can never be confused with the new lease. Amounts never go
+below zero (clamped, and a CHECK constraint in the database).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +31,21 @@ from tokenomy.budgets.model import BUDGET, Budget, budget_id
 from tokenomy.budgets.periods import iso_utc, period_bounds
 from tokenomy.ledger.store import Store
 
-LEASE_TTL_MS = 30_000
+
+def _env_ms(name: str, default_s: float) -> int:
+    """A duration in seconds from the environment (tests shorten the lease clock)."""
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw else default_s
+    except ValueError:
+        value = default_s
+    return int(value * 1000) if 0 < value < 10**7 else int(default_s * 1000)
+
+
+# Every replica must use the same values (they decide together when a lease is stale).
+LEASE_TTL_MS = _env_ms("TOKENOMY_LEASE_TTL_S", 30)
+# At least the longest a call may run (the gateway's request timeout, 600 s by default).
+LEASE_GRACE_MS = _env_ms("TOKENOMY_LEASE_GRACE_S", 600)
 
 
 def _now_ms() -> int:
@@ -230,7 +254,7 @@ def audit_trail(store: Store, limit: int = 100) -> list[dict[str, Any]]:
 def _spent_and_leased(
     cur: Any, store: Store, bid: str, start: int, live_since: int
 ) -> tuple[int, int]:
-    """``spent`` and the sum of live leases of one budget period, read in ONE statement.
+    """``spent`` and the sum of counted leases of one budget period, read in ONE statement.
 
     One statement sees one snapshot: a concurrent flush moves an amount from a lease to
     ``spent`` atomically, and two separate reads under READ COMMITTED could see the lease
@@ -248,18 +272,25 @@ def _spent_and_leased(
     return int(spent), int(leased)
 
 
+def _counted_since(now: int, ttl_ms: int = LEASE_TTL_MS, grace_ms: int = LEASE_GRACE_MS) -> int:
+    """Leases with a heartbeat since this instant count against their limit (live or fenced)."""
+    return now - ttl_ms - grace_ms
+
+
 def _used(cur: Any, store: Store, bid: str, start: int, now: int) -> int:
-    """spent + live leases of one budget period (the caller holds the transaction)."""
-    spent, leased = _spent_and_leased(cur, store, bid, start, now - LEASE_TTL_MS)
+    """spent + counted leases of one budget period (the caller holds the transaction)."""
+    spent, leased = _spent_and_leased(cur, store, bid, start, _counted_since(now))
     return spent + leased
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    granted: int  # 0: refused
+    granted: int  # 0: refused (or a renewal only)
     limit: int
     spent: int
     leased: int  # by every holder, after this grant
+    epoch: int = 0  # the holder's live lease epoch after this call (0: none)
+    fenced: bool = False  # the lease asked about is stale: settle it out, lease anew
 
     @property
     def available(self) -> int:
@@ -273,34 +304,62 @@ def grant_lease(
     holder: str,
     need: int,
     *,
+    epoch: int = 0,
     tight_factor: int,
     lease_divisor: int,
     granule: int = 0,
+    ttl_ms: int = LEASE_TTL_MS,
+    grace_ms: int = LEASE_GRACE_MS,
 ) -> Grant | None:
     """Lease ``need`` (plus headroom when the budget is far from its limit) to ``holder``.
 
-    Returns None when the budget no longer exists.
+    ``epoch`` is the holder's current lease on this budget period (0: none). It is renewed
+    (heartbeat) and grown while live; if it went stale the answer is ``fenced`` and nothing
+    is granted: the holder must settle that epoch out and ask again with ``epoch=0``, which
+    opens a new epoch. Returns None when the budget no longer exists.
     """
     now = _now_ms()
     lock = " FOR UPDATE" if store.dialect == "postgresql" else ""
+    key = (bid, period_start)
     with store.transaction() as cur:
         cur.execute(store._q("SELECT limit_amount FROM budgets WHERE id = ?" + lock), (bid,))
         r = cur.fetchone()
         if r is None:
             return None
         limit = int(r[0])
+        # Leases stale for longer than the grace period belong to holders that are gone.
         cur.execute(
             store._q(
                 "DELETE FROM budget_leases WHERE budget_id = ? AND "
                 "period_start_ms = ? AND heartbeat_ms < ?"
             ),
-            (bid, period_start, now - LEASE_TTL_MS),
+            (*key, _counted_since(now, ttl_ms, grace_ms)),
         )
-        # Stale leases were deleted just above: every lease left counts.
+        # Every lease left counts, live or fenced: a fenced holder may still settle calls.
         spent, leased = _spent_and_leased(cur, store, bid, period_start, 0)
+        mine = (*key, holder, epoch)
+        if epoch:
+            cur.execute(
+                store._q(
+                    "SELECT heartbeat_ms FROM budget_leases WHERE budget_id = ? AND "
+                    "period_start_ms = ? AND holder = ? AND epoch = ?"
+                ),
+                mine,
+            )
+            r = cur.fetchone()
+            if r is None or int(r[0]) < now - ttl_ms:
+                return Grant(0, limit, spent, leased, 0, fenced=True)
         available = limit - spent - leased
         if available < need:
-            return Grant(0, limit, spent, leased)
+            if epoch:  # refused, but the live lease is renewed all the same
+                cur.execute(
+                    store._q(
+                        "UPDATE budget_leases SET heartbeat_ms = ? WHERE budget_id = ? AND "
+                        "period_start_ms = ? AND holder = ? AND epoch = ?"
+                    ),
+                    (now, *mine),
+                )
+            return Grant(0, limit, spent, leased, epoch)
         spare = available - need
         # Far from the limit, lease a slice of the headroom so most requests need no round
         # trip; near it, lease exactly what is needed so no capacity sits idle elsewhere.
@@ -309,38 +368,67 @@ def grant_lease(
         # more request of this size or nothing, so replicas stop within one request's cost.
         extra = spare // lease_divisor // step * step if spare >= tight_factor * step else 0
         amount = need + extra
-        cur.execute(
-            store._q(
-                "INSERT INTO budget_leases"
-                " (budget_id, period_start_ms, holder, amount, heartbeat_ms)"
-                " VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (budget_id, period_start_ms, holder) DO UPDATE"
-                " SET amount = budget_leases.amount + excluded.amount,"
-                " heartbeat_ms = excluded.heartbeat_ms"
-            ),
-            (bid, period_start, holder, amount, now),
-        )
-        return Grant(amount, limit, spent, leased + amount)
+        if epoch:
+            cur.execute(
+                store._q(
+                    "UPDATE budget_leases SET amount = amount + ?, heartbeat_ms = ? WHERE "
+                    "budget_id = ? AND period_start_ms = ? AND holder = ? AND epoch = ?"
+                ),
+                (amount, now, *mine),
+            )
+        else:
+            # A new epoch: above every epoch this holder has (or had, before the grace
+            # period removed it) on this budget period.
+            cur.execute(
+                store._q(
+                    "SELECT COALESCE(MAX(epoch), 0) FROM budget_leases WHERE budget_id = ? AND "
+                    "period_start_ms = ? AND holder = ?"
+                ),
+                (*key, holder),
+            )
+            epoch = max(now, int(cur.fetchone()[0]) + 1)
+            cur.execute(
+                store._q(
+                    "INSERT INTO budget_leases"
+                    " (budget_id, period_start_ms, holder, epoch, amount, heartbeat_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (*key, holder, epoch, amount, now),
+            )
+        return Grant(amount, limit, spent, leased + amount, epoch)
 
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
     budget_id: str
     period_start: int
+    epoch: int  # the lease the spend was reserved from (0: none, a soft budget)
     spent_delta: int  # settled spend to add to ``spent`` (and take off the lease)
     returned: int  # unused lease handed back
+    drain: bool = False  # a fenced lease with nothing in flight: delete it
 
 
-def flush(store: Store, holder: str, items: list[Settlement]) -> dict[tuple[str, int], int]:
-    """Book settled spend and return unused leases in one transaction; heartbeat all leases.
+@dataclass(frozen=True, slots=True)
+class Flushed:
+    spent: dict[tuple[str, int], int]  # new ``spent`` of each (budget, period) touched
+    live: set[tuple[str, int, int]]  # (budget, period, epoch) of the holder's live leases
+    unleased: int  # spend booked for which no lease was left (held past the grace period)
 
-    Returns the new ``spent`` of each (budget, period) touched, for alert checks.
+
+def flush(
+    store: Store, holder: str, items: list[Settlement], *, ttl_ms: int = LEASE_TTL_MS
+) -> Flushed:
+    """Book settled spend and return unused leases in one transaction; heartbeat live leases.
+
+    A stale lease is not renewed: it stays fenced, and only settles out.
     """
     now = _now_ms()
     spent: dict[tuple[str, int], int] = {}
+    unleased = 0
     with store.transaction() as cur:
         # A fixed order: two replicas flushing the same budgets cannot deadlock.
-        for s in sorted(items, key=lambda s: (s.budget_id, s.period_start)):
+        for s in sorted(items, key=lambda s: (s.budget_id, s.period_start, s.epoch)):
+            mine = (s.budget_id, s.period_start, holder, s.epoch)
             if s.spent_delta:
                 cur.execute(
                     store._q(
@@ -351,13 +439,35 @@ def flush(store: Store, holder: str, items: list[Settlement]) -> dict[tuple[str,
                     ),
                     (s.budget_id, s.period_start, s.spent_delta),
                 )
-            if s.spent_delta or s.returned:
+            if s.epoch and (s.spent_delta or s.returned):
+                take = s.spent_delta + s.returned
                 cur.execute(
                     store._q(
-                        "UPDATE budget_leases SET amount = amount - ? WHERE budget_id = ? AND "
-                        "period_start_ms = ? AND holder = ?"
+                        "SELECT amount FROM budget_leases WHERE budget_id = ? AND "
+                        "period_start_ms = ? AND holder = ? AND epoch = ?"
                     ),
-                    (s.spent_delta + s.returned, s.budget_id, s.period_start, holder),
+                    mine,
+                )
+                r = cur.fetchone()
+                if r is None:
+                    unleased += s.spent_delta
+                else:
+                    unleased += max(0, s.spent_delta - int(r[0]))
+                    cur.execute(
+                        store._q(
+                            "UPDATE budget_leases SET amount = CASE WHEN amount > ? "
+                            "THEN amount - ? ELSE 0 END WHERE budget_id = ? AND "
+                            "period_start_ms = ? AND holder = ? AND epoch = ?"
+                        ),
+                        (take, take, *mine),
+                    )
+            if s.drain:
+                cur.execute(
+                    store._q(
+                        "DELETE FROM budget_leases WHERE budget_id = ? AND "
+                        "period_start_ms = ? AND holder = ? AND epoch = ?"
+                    ),
+                    mine,
                 )
             cur.execute(
                 store._q(
@@ -371,9 +481,113 @@ def flush(store: Store, holder: str, items: list[Settlement]) -> dict[tuple[str,
             store._q("DELETE FROM budget_leases WHERE holder = ? AND amount = 0"), (holder,)
         )
         cur.execute(
-            store._q("UPDATE budget_leases SET heartbeat_ms = ? WHERE holder = ?"), (now, holder)
+            store._q(
+                "UPDATE budget_leases SET heartbeat_ms = ? WHERE holder = ? AND heartbeat_ms >= ?"
+            ),
+            (now, holder, now - ttl_ms),
         )
-    return spent
+        cur.execute(
+            store._q(
+                "SELECT budget_id, period_start_ms, epoch FROM budget_leases "
+                "WHERE holder = ? AND heartbeat_ms >= ?"
+            ),
+            (holder, now - ttl_ms),
+        )
+        live = {(r[0], int(r[1]), int(r[2])) for r in cur.fetchall()}
+    return Flushed(spent, live, unleased)
+
+
+# Ledger scope column per budget scope kind, and each unit's sum over usage events.
+_SCOPE_COLUMNS = {
+    "org": "org",
+    "team": "team",
+    "user": "user_id",
+    "key": "key_id",
+    "agent": "agent",
+}
+_UNIT_SUMS = {
+    "usd": "COALESCE(SUM(cost_nanos), 0)",
+    "tokens": "COALESCE(SUM(input_tokens + output_tokens), 0)",
+    "requests": "COUNT(*)",
+}
+# Calls refused before admission reserve nothing, so they never count as requests.
+_NOT_ADMITTED = (
+    "budget_exceeded",
+    "rate_limited",
+    "budget_unavailable",
+    "auth_unavailable",
+    "service_unavailable",
+    "invalid_api_key",
+    "permission_denied",
+    "model_not_found",
+    "not_found",
+    "request_too_large",
+    "invalid_request_error",
+)
+
+
+def rebuild_from_ledger(
+    store: Store, budgets: list[Budget], tz: str = "UTC", now_ms: int | None = None
+) -> dict[str, int]:
+    """Raise each budget's current-period ``spent`` to what the usage ledger holds.
+
+    Settled spend is flushed to ``budget_usage`` a few times a second; a process killed in
+    between loses that part, while its calls are in the ledger (journaled, and replayed at
+    start-up, calls in flight included). So after the journal replay ``spent`` becomes
+    ``max(spent, ledger)`` for every budget (rate limits are left alone). Spend another
+    live replica settled but has not flushed yet may so be counted twice: the error is on
+    the safe side. Returns the budgets raised, with their new ``spent``.
+    """
+    now = now_ms if now_ms is not None else _now_ms()
+    # One GROUP BY query per (scope kind, unit, period), not one scan per budget.
+    groups: dict[tuple[str, str, int, int], dict[str, Budget]] = {}
+    for b in budgets:
+        column = _SCOPE_COLUMNS.get(b.scope_kind)
+        if b.kind == BUDGET and column is not None:
+            start, end = period_bounds(b.period, now, tz)
+            groups.setdefault((column, b.unit, start, end), {})[b.scope.partition(":")[2]] = b
+    raised: dict[str, int] = {}
+    with store.transaction() as cur:
+        for (column, unit, start, end), by_name in groups.items():
+            names = list(by_name)
+            for i in range(0, len(names), 500):
+                chunk = names[i : i + 500]
+                sql = (
+                    f"SELECT {column}, {_UNIT_SUMS[unit]} FROM usage_events "
+                    f"WHERE ts_ms >= ? AND ts_ms < ? AND {column} IN "
+                    f"({', '.join('?' * len(chunk))})"
+                )
+                args: list[Any] = [start, end, *chunk]
+                if unit == "requests":
+                    sql += f" AND error_kind NOT IN ({', '.join('?' * len(_NOT_ADMITTED))})"
+                    args += _NOT_ADMITTED
+                cur.execute(store._q(sql + f" GROUP BY {column}"), args)
+                for name, total in cur.fetchall():
+                    booked, b = int(total or 0), by_name[name]
+                    if booked > 0 and _raise_spent(cur, store, b.id, start, booked):
+                        raised[b.id] = booked
+    return raised
+
+
+def _raise_spent(cur: Any, store: Store, bid: str, start: int, booked: int) -> bool:
+    """``spent = max(spent, booked)``; True if it was raised."""
+    cur.execute(
+        store._q("SELECT spent FROM budget_usage WHERE budget_id = ? AND period_start_ms = ?"),
+        (bid, start),
+    )
+    r = cur.fetchone()
+    if r is not None and int(r[0]) >= booked:
+        return False
+    cur.execute(
+        store._q(
+            "INSERT INTO budget_usage (budget_id, period_start_ms, spent) VALUES (?, ?, ?)"
+            " ON CONFLICT (budget_id, period_start_ms) DO UPDATE"
+            " SET spent = CASE WHEN excluded.spent > budget_usage.spent"
+            " THEN excluded.spent ELSE budget_usage.spent END"
+        ),
+        (bid, start, booked),
+    )
+    return True
 
 
 def record_alert(store: Store, bid: str, period_start: int, threshold: Decimal, spent: int) -> bool:
@@ -410,6 +624,6 @@ def status(
     with store.transaction() as cur:
         for b in budgets:
             start, end = period_bounds(b.period, now, tz)
-            spent, leased = _spent_and_leased(cur, store, b.id, start, now - LEASE_TTL_MS)
+            spent, leased = _spent_and_leased(cur, store, b.id, start, _counted_since(now))
             out.append(BudgetStatus(b, start, end, spent, leased))
     return out

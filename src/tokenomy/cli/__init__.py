@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenomy.cli import admin, budgets, economics, keys, serve, usage
+from tokenomy.cli import admin, budgets, economics, keys, ledger, serve, usage
 
 app = typer.Typer(
     name="tokenomy",
@@ -20,6 +20,7 @@ app.add_typer(budgets.app, name="budgets")
 app.add_typer(budgets.limits_app, name="limits")
 app.add_typer(admin.app, name="admin")
 usage.register(app)
+app.add_typer(ledger.app, name="ledger")
 
 economics.register(app)
 

@@ -20,7 +20,7 @@ from tokenomy.cli._common import (
 from tokenomy.errors import LedgerError
 
 app = typer.Typer(
-    help="Admin keys for the admin REST API (/admin/v1): global, or bound to one team.",
+    help="Admin keys for the admin REST API (/admin/v1): global, or bound to one team of one org.",
     no_args_is_help=True,
 )
 
@@ -29,9 +29,13 @@ ALL_TEAMS = "(all teams)"
 
 @app.command("create-key")
 def create_key(
+    org: Annotated[
+        str | None,
+        typer.Option(help="The org of --team (team names are unique only within an org)."),
+    ] = None,
     team: Annotated[
         str | None,
-        typer.Option(help="Bind the key to one team: it sees and changes only that team."),
+        typer.Option(help="Bind the key to one team of --org: it sees and changes only that."),
     ] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -39,20 +43,21 @@ def create_key(
 ) -> None:
     """Create an admin key. The secret is printed once; only its hash is stored.
 
-    Without --team the key is a global admin (every team). Send it as
+    With --org and --team the key is a team admin of that team of that org; without
+    both it is a global admin (every org and team). Send it as
     'Authorization: Bearer tka-...'.
 
-    Example: tokenomy admin create-key --team research --name research-lead
+    Example: tokenomy admin create-key --org acme --team research --name research-lead
     """
     try:
         with ledger(db) as store:
-            record, secret = create_admin_key(store, team=team, name=name)
+            record, secret = create_admin_key(store, org=org, team=team, name=name)
     except (ValueError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     if as_json:
         print(to_json({**record.as_dict(), "secret": secret}))
         return
-    who = f"team {team}" if team is not None else "global (all teams)"
+    who = f"team {team} of org {org}" if team is not None else "global (all teams)"
     console.print(f"admin key id: [bold]{record.key_id}[/]  {who}")
     console.print("secret (shown once, store it now):")
     print(secret)
@@ -60,7 +65,7 @@ def create_key(
 
 @app.command("list-keys")
 def list_keys(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> None:
-    """List admin keys (never their secrets); team is empty/null for global admins.
+    """List admin keys (never their secrets); org and team are null for global admins.
 
     Example: tokenomy admin list-keys --format json
     """
@@ -70,12 +75,17 @@ def list_keys(fmt: FormatOption = OutputFormat.table, db: DbOption = None) -> No
     except LedgerError as exc:
         raise fail(str(exc)) from exc
     if fmt is OutputFormat.table:
-        rows = [{**r, "team": ALL_TEAMS if r["team"] is None else r["team"]} for r in rows]
+        for r in rows:
+            if r["team"] is None:
+                r["team"] = ALL_TEAMS
+                r["org"] = r["org"] or ""
+            elif r["org"] is None:  # made before org binding; refused until re-created
+                r["org"] = "(unknown: re-create)"
     render(
         rows,
         fmt,
         title="Admin keys",
-        columns=["key_id", "prefix", "name", "team", "created_ms", "revoked"],
+        columns=["key_id", "prefix", "name", "org", "team", "created_ms", "revoked"],
     )
 
 

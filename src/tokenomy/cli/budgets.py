@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 import typer
 
 from tokenomy.budgets import storage
-from tokenomy.budgets.model import BUDGET, RATE_LIMIT, UNITS, parse_alerts, parse_scope, to_amount
+from tokenomy.budgets.model import (
+    BUDGET,
+    RATE_LIMIT,
+    UNITS,
+    parse_alerts,
+    parse_decimal,
+    parse_scope,
+    to_amount,
+)
 from tokenomy.budgets.periods import PERIODS
 from tokenomy.budgets.report import budget_rows
 from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, console, fail, ledger, render
@@ -43,13 +51,8 @@ BUDGET_COLUMNS = [
 
 
 def _decimal(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise ValueError(f"{text!r} is not a number") from exc
-    if value < 0:
-        raise ValueError("a limit cannot be negative")
-    return value
+    # Range, sign and finiteness are checked by to_amount, as for the admin API.
+    return parse_decimal(text)
 
 
 @app.command("set")
@@ -206,7 +209,7 @@ def set_limit(
                         kind=RATE_LIMIT,
                         scope=scope,
                         unit=unit,
-                        limit=value,
+                        limit=to_amount(unit, value),
                         period="minute",
                         hard=True,
                     )

@@ -10,6 +10,7 @@ import typer
 from tokenomy.cli._common import DbOption, fail
 from tokenomy.config import load_config
 from tokenomy.errors import ConfigError, LedgerError
+from tokenomy.redact import RedactingFilter, mask_url, register_db_url, scrub
 
 
 def register(app: typer.Typer) -> None:
@@ -33,19 +34,23 @@ def serve(
     """
     import asyncio
 
-    from aiohttp import web
-
+    from tokenomy.gateway import connections
     from tokenomy.gateway.app import build_app
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+    # Before anything opens: client connections are capped from this limit.
+    connections.raise_fd_limit()
     try:
         settings = load_config(config)
         db_url = settings.db_url(db)
+        register_db_url(db_url)  # its password is scrubbed from every line printed
         application = build_app(settings, db_url)
     except (ConfigError, LedgerError) as exc:
-        raise fail(str(exc)) from exc
+        raise fail(scrub(str(exc))) from exc
     bind_host = host or settings.gateway.host
     bind_port = port if port is not None else settings.gateway.port
     try:
@@ -55,18 +60,13 @@ def serve(
     except ImportError:  # pragma: no cover - uvloop is not available on Windows
         loop = asyncio.new_event_loop()
     application.on_startup.append(_tune_gc)
-    print(f"tokenomy gateway on http://{bind_host}:{bind_port}  (ledger: {db_url})", flush=True)
-    # run_app turns SIGINT/SIGTERM into a graceful shutdown: in-flight requests finish,
-    # then on_cleanup drains the ledger writer.
-    web.run_app(
-        application,
-        host=bind_host,
-        port=bind_port,
-        access_log=None,
-        print=None,
-        loop=loop,
-        shutdown_timeout=30.0,
+    print(
+        f"tokenomy gateway on http://{bind_host}:{bind_port}  (ledger: {mask_url(db_url)})",
+        flush=True,
     )
+    # SIGINT/SIGTERM shut down gracefully: in-flight requests finish, then on_cleanup
+    # drains the ledger writer.
+    connections.run(application, host=bind_host, port=bind_port, loop=loop, shutdown_timeout=30.0)
 
 
 async def _tune_gc(app: object) -> None:

@@ -15,16 +15,20 @@ from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.engine import BudgetEngine
 from tokenomy.config import Settings
 from tokenomy.economics import factory_token_prices
-from tokenomy.errors import NotFound, RequestError
+from tokenomy.errors import LedgerError, NotFound, RequestError
 from tokenomy.gateway import routes
 from tokenomy.gateway.auth import KeyCache
+from tokenomy.gateway.connections import GUARD_KEY, ConnectionGuard
+from tokenomy.gateway.health import health as health_check
 from tokenomy.gateway.proxy import Gateway
 from tokenomy.gateway.wire_errors import ANTHROPIC, OPENAI, error_response
 from tokenomy.ledger import open_store
+from tokenomy.ledger.postgres import PostgresStore
 from tokenomy.ledger.store import Store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.metering import tokenizer
 from tokenomy.pricing import PriceBook
+from tokenomy.redact import mask_url, register_settings
 
 log = logging.getLogger("tokenomy.gateway")
 
@@ -47,14 +51,43 @@ def _client_format(request: web.Request) -> str:
     return ANTHROPIC if ("anthropic-version" in h or "x-api-key" in h) else OPENAI
 
 
+def _open_store(db_url: str) -> Store:
+    """Open and migrate the ledger; PostgreSQL being down does not stop the gateway.
+
+    A PostgreSQL store connects on first use, so the gateway starts, reports not-ready in
+    ``/health`` and answers 503 to calls that need the database until it is back; the
+    migrations then run on the first connection.
+    """
+    store = open_store(db_url, migrate=False)
+    try:
+        store.migrate()
+    except LedgerError as exc:
+        if not isinstance(store, PostgresStore):
+            raise
+        store.migrate_on_connect = True
+        log.error("ledger database unavailable at start-up (%s); starting anyway", exc)
+    return store
+
+
 def build_app(settings: Settings, db_url: str) -> web.Application:
     """The gateway as an aiohttp app; resources open on startup and drain on cleanup."""
+    register_settings(settings, db_url)  # scrubbed from upstream errors, logs, /health
+    guard = ConnectionGuard.from_settings(settings.gateway)
     # Bodies are read and size-checked by the gateway itself (413 in the client's format).
-    app = web.Application(client_max_size=1 << 62, handler_args={"max_field_size": 65536})
-    store = open_store(db_url)
+    # keepalive_timeout here reaches any runner; the header and body timeouts and the
+    # connection cap need connections.GatewayRunner (used by `tokenomy serve`).
+    app = web.Application(
+        client_max_size=1 << 62,
+        handler_args={"max_field_size": 65536, "keepalive_timeout": guard.keepalive_timeout_s},
+    )
+    app[GUARD_KEY] = guard
+    store = _open_store(db_url)
     # The batch writer gets a connection of its own: its inserts never queue behind (or
     # hold up) key look-ups, budget leases and admin queries on the other one.
     writer_store = open_store(db_url, migrate=False)
+    if isinstance(store, PostgresStore) and isinstance(writer_store, PostgresStore):
+        # Whichever connects first once the database is back migrates it.
+        writer_store.migrate_on_connect = store.migrate_on_connect
     writer = LedgerWriter(
         writer_store,
         journal_dir(settings, db_url),
@@ -64,7 +97,10 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     keys = KeyCache(store)
     alerts = settings.raw.alerts
     budgets = BudgetEngine(
-        store, tz=settings.gateway.timezone, alerts=AlertSink(alerts.webhook_url, alerts.timeout_s)
+        store,
+        tz=settings.gateway.timezone,
+        alerts=AlertSink(alerts.webhook_url, alerts.timeout_s),
+        ledger_replayed=lambda: writer.replayed,  # spend is rebuilt after a journal replay
     )
     gateway = Gateway(
         settings,
@@ -117,12 +153,9 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
         return web.Response(body=orjson.dumps(data), content_type="application/json")
 
     async def health(request: web.Request) -> web.StreamResponse:
-        body = {
-            "status": "ok",
-            "ledger_pending": writer.pending,
-            "ledger_error": writer.last_error or None,
-        }
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
+        return await health_check(
+            request, store=store, writer=writer, budgets=budgets, keys=keys, guard=guard
+        )
 
     app.add_routes(routes.table(proxy, models, health))
 
@@ -142,7 +175,7 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
         await gateway.start()
         # The offline tokenizer loads in ~0.5 s; do it now, off the loop, not on first use.
         asyncio.get_running_loop().run_in_executor(None, tokenizer.warm_up)
-        log.info("ledger %s; %d models", db_url, len(settings.models))
+        log.info("ledger %s; %d models", mask_url(db_url), len(settings.models))
 
     async def on_cleanup(app: web.Application) -> None:
         await keys.stop()

@@ -22,10 +22,10 @@ from aiohttp import web
 from tokenomy.budgets.engine import BudgetEngine, Demand, Reservation
 from tokenomy.config import Deployment, Settings
 from tokenomy.errors import (
+    AuthenticationError,
     InternalError,
     InvalidRequest,
     ModelNotFound,
-    PayloadTooLarge,
     RequestError,
     UpstreamError,
     UpstreamTimeout,
@@ -33,9 +33,17 @@ from tokenomy.errors import (
 )
 from tokenomy.gateway import relays
 from tokenomy.gateway.auth import KeyCache
+from tokenomy.gateway.bodies import read_body
 from tokenomy.gateway.requests import (
+    DEFAULT_OUTPUT_CAP,
+    FORWARDED_HEADERS,
+    MAX_TEXT_CHARS,
     cap_output,
+    check_body_depth,
+    check_metadata,
+    header_text,
     output_cap,
+    recorded_text,
     response_text,
     validate_body,
     worst_case_input,
@@ -46,8 +54,9 @@ from tokenomy.gateway.wire_errors import (
     error_response,
     http_status,
     upstream_error_message,
+    upstream_stream_error,
 )
-from tokenomy.ledger.writer import LedgerWriter
+from tokenomy.ledger.writer import LedgerWriter, ledger_unavailable
 from tokenomy.metering.stream import SSEParser
 from tokenomy.metering.tokenizer import complete_usage, estimate_input
 from tokenomy.money import nanos_str
@@ -83,6 +92,9 @@ class Call:
     deployment: Deployment | None = None
     reservation: Reservation | None = None
     recorded: bool = False
+    # The reservation's worst case (input tokens, output tokens, cost): journaled as the
+    # call starts, and charged if the process dies before the call ends.
+    worst: tuple[int, int, int | None] | None = None
 
 
 def _now_ms() -> int:
@@ -142,6 +154,8 @@ class Gateway:
         headers = {REQUEST_ID_HEADER: rid}
         try:
             await self._admit(request, call)
+            if not self.writer.accepting:  # a call we could not record is not served
+                raise ledger_unavailable()
             if self.budgets.active:
                 await self._reserve(call)
             if call.event.stream:
@@ -187,8 +201,12 @@ class Gateway:
             principal.user,
         )
         h = request.headers
-        ev.agent = h.get("x-tokenomy-agent", "")
-        ev.task = h.get("x-tokenomy-task", "")
+        # Everything the event records is checked before the upstream is called: once it
+        # has answered, nothing may keep the call from the ledger (see requests.py).
+        ev.agent = header_text(h, "X-Tokenomy-Agent")
+        ev.task = header_text(h, "X-Tokenomy-Task")
+        for name in FORWARDED_HEADERS:
+            header_text(h, name, None)
         step = h.get("x-tokenomy-step", "").lower()
         if step and step not in _STEPS:
             raise InvalidRequest(
@@ -198,21 +216,22 @@ class Gateway:
         ev.step = step
         body, call.body_bytes = await self._read_json(request)
         if isinstance(body.get("model"), str):
-            ev.model = body["model"]  # recorded even if the body is invalid otherwise
+            # Recorded even if the body is invalid otherwise (storable: NUL dropped, capped).
+            ev.model = body["model"][:MAX_TEXT_CHARS].replace("\x00", "")
         model = validate_body(call.endpoint, body)
         ev.model = model
         ev.stream = body.get("stream") is True
         if call.fmt == OPENAI:
             user = body.get("user")
             if isinstance(user, str):
-                ev.end_user = user
+                ev.end_user = recorded_text(user, "user")
             meta = body.get("metadata")
             if isinstance(meta, dict) and meta:
-                ev.metadata = meta
+                ev.metadata = check_metadata(meta)
         else:
             meta = body.get("metadata")
             if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
-                ev.end_user = meta["user_id"]
+                ev.end_user = recorded_text(meta["user_id"], "metadata.user_id")
         cfg = self.settings.models.get(model)
         if cfg is None:
             raise ModelNotFound(
@@ -248,27 +267,14 @@ class Gateway:
         )
         cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, ev.ts_ms)
         demand = Demand(cost, input_tokens + output_tokens)
+        call.worst = (input_tokens, output_tokens, cost)
         reservation = self.budgets.try_admit(budgets, demand)
         if reservation is None:  # a lease must come from the database first
             reservation = await self.budgets.admit(budgets, demand)
         call.reservation = reservation
 
     async def _read_json(self, request: web.Request) -> tuple[dict[str, Any], int]:
-        length = request.content_length
-        if length is not None and length > self.max_body:
-            raise PayloadTooLarge(
-                f"Request body of {length} bytes exceeds the limit of {self.max_body} bytes."
-            )
-        if length is not None:
-            raw: bytes | bytearray = await request.read()
-        else:  # chunked upload: enforce the limit while reading
-            raw = bytearray()
-            async for chunk in request.content.iter_chunked(1 << 16):
-                raw += chunk
-                if len(raw) > self.max_body:
-                    raise PayloadTooLarge(
-                        f"Request body exceeds the limit of {self.max_body} bytes."
-                    )
+        raw = await read_body(request, self.max_body)  # the limit holds after inflating
         if not raw:
             raise InvalidRequest("Request body is empty; expected a JSON object.")
         try:
@@ -277,6 +283,7 @@ class Gateway:
             raise InvalidRequest(f"Request body is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise InvalidRequest("Request body must be a JSON object.")
+        check_body_depth(raw, body)  # the body is re-serialized for the upstream
         return body, len(raw)
 
     def _upstream_plan(self, call: Call) -> tuple[Any, str, dict[str, Any]]:
@@ -345,6 +352,7 @@ class Gateway:
         self, request: web.Request, call: Call, headers: dict[str, str]
     ) -> web.Response:
         adapter, endpoint, upstream_body = self._upstream_plan(call)
+        self._begin(call)
         resp = await self._send(call, adapter, endpoint, upstream_body, request)
         try:
             raw = await resp.read()
@@ -382,6 +390,7 @@ class Gateway:
     ) -> web.StreamResponse:
         adapter, endpoint, upstream_body = self._upstream_plan(call)
         relay = self._relay(call, adapter.kind)
+        self._begin(call)
         upstream = await self._send(call, adapter, endpoint, upstream_body, request)
         response = web.StreamResponse(
             status=200,
@@ -411,6 +420,14 @@ class Gateway:
                     await response.write(b"".join(out))
                 if done:
                     break
+            if not done:
+                # Some servers omit the blank line after their last event (``data: [DONE]``).
+                for name, data in parser.flush():
+                    piece, done = relay.event(name, data)
+                    if piece:
+                        await response.write(piece)
+                    if done:
+                        break
             if not done:
                 raise _cut_short(relay)
             await self._finish_stream(call, relay, complete=True, status=200)
@@ -442,6 +459,25 @@ class Gateway:
             else:
                 upstream.close()  # unread rest: the connection cannot be reused
         return response
+
+    def _begin(self, call: Call) -> None:
+        """Journal the call as started (with its worst case) just before it goes upstream."""
+        worst = call.worst
+        if worst is None:  # no budget reserved for it: a bound that costs nothing to compute
+            body, dep = call.body or {}, call.deployment
+            assert dep is not None  # set by _admit
+            out = output_cap(call.endpoint, body)
+            if out is None:
+                out = self.settings.models[call.event.model].max_output_tokens
+                out = out or DEFAULT_OUTPUT_CAP
+            cost = self.prices.max_cost_nanos(dep, call.body_bytes, out, call.event.ts_ms)
+            worst = (call.body_bytes, out, cost)
+        holds = (
+            [(t.budget.id, t.period_start, amount) for t, amount in call.reservation.holds]
+            if call.reservation is not None
+            else ()
+        )
+        self.writer.begin(call.event, *worst, holds=holds)
 
     def _relay(self, call: Call, upstream_kind: str) -> relays.Relay:
         body = call.body or {}
@@ -516,8 +552,8 @@ def _cut_short(relay: relays.Relay) -> UpstreamError:
     """Why a stream ended before its terminal event."""
     error = getattr(relay.meter, "error", None)
     if error:
-        message = error.get("message") if isinstance(error, dict) else None
-        return UpstreamError(f"Upstream reported an error in the stream: {message or error}")
+        message = upstream_stream_error(error)  # scrubbed of secrets
+        return UpstreamError(f"Upstream reported an error in the stream: {message}")
     return UpstreamUnavailable("Upstream closed the stream before it was complete.")
 
 
@@ -537,8 +573,14 @@ def _stream_error(exc: Exception, request_id: str) -> RequestError:
 def _api_key(request: web.Request, fmt: str) -> str | None:
     h = request.headers
     auth = h.get("Authorization")
+    key = None
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    return h.get("x-api-key") or None
+            key = token.strip()
+    key = key or h.get("x-api-key") or None
+    # Keys are ASCII; anything else (e.g. bytes that were not UTF-8, which aiohttp hands
+    # over as lone surrogates) can match no key and cannot even be hashed.
+    if key is not None and not key.isascii():
+        raise AuthenticationError("Invalid API key.")
+    return key

@@ -18,10 +18,12 @@ from tokenomy.metering.stream import (
     ResponsesStreamMeter,
 )
 from tokenomy.providers.translate import ChatToMessagesStream, MessagesToChatStream
+from tokenomy.redact import scrub_json
 from tokenomy.types import Usage
 
 DONE = b"data: [DONE]\n\n"
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_ERROR_EVENTS = frozenset({"error", "response.failed"})
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
@@ -87,6 +89,8 @@ class OpenAIPassthrough(Relay):
             return b"", True
         obj = orjson.loads(data)
         self.meter.feed(obj)
+        if isinstance(obj, dict) and "error" in obj:
+            data = orjson.dumps(scrub_json(obj))  # upstreams echo credentials in errors
         if self.client_wants_usage or not isinstance(obj, dict) or obj.get("usage") is None:
             return b"data: " + data + b"\n\n", False
         # We asked upstream for usage on the client's behalf: don't show what it didn't ask for.
@@ -114,6 +118,8 @@ class _TypedEventPassthrough(Relay):
         obj = orjson.loads(data)
         kind = name or (obj.get("type") if isinstance(obj, dict) else None) or ""
         self.meter.feed(obj)
+        if kind in _ERROR_EVENTS:
+            data = orjson.dumps(scrub_json(obj))  # upstreams echo credentials in errors
         out = (b"event: " + kind.encode() + b"\n" if kind else b"") + b"data: " + data + b"\n\n"
         if kind in self.terminal:
             self.terminal_seen = True

@@ -2,16 +2,131 @@
 
 Bodies are not modelled with pydantic (that would cost on every request); only the
 fields the gateway relies on are checked, with messages a client can act on.
+
+Whatever the usage event will hold (model, end user, agent, task, metadata) is checked
+here *before* the upstream is called: once the upstream has answered, the call must be
+recorded, so nothing recorded may be refused by the journal or the database afterwards.
+Texts with NUL characters or invalid UTF-8 are refused rather than silently altered;
+lengths and the metadata's size and depth are capped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from tokenomy.config import Model
 from tokenomy.errors import InvalidRequest
 from tokenomy.metering.tokenizer import estimate_input
 from tokenomy.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
+
+# Limits on what the usage event records (PostgreSQL and SQLite take far more; these keep
+# one request from bloating the ledger, and each is refused with 400 when exceeded).
+MAX_TEXT_CHARS = 256  # model, user / metadata.user_id, X-Tokenomy-Agent / -Task
+MAX_METADATA_BYTES = 16 * 1024  # OpenAI ``metadata``, serialized as JSON
+MAX_METADATA_DEPTH = 8
+# Bodies are re-serialized for the upstream by orjson, which stops at 254 levels of
+# nesting; translation between formats adds a few. No real request comes near this.
+MAX_BODY_DEPTH = 128
+_ORJSON_MAX_DEPTH = 254
+# Client headers forwarded to an upstream as they are (aiohttp encodes them as UTF-8).
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+
+def recorded_text(value: str, param: str) -> str:
+    """``value`` if the ledger can store it as it is; else ``InvalidRequest`` naming ``param``.
+
+    Body strings come from ``orjson.loads``, which refuses invalid UTF-8 and lone
+    surrogates, so only NUL (valid JSON, refused by PostgreSQL) and length remain.
+    """
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidRequest(
+            f"'{param}' must be at most {MAX_TEXT_CHARS} characters; got {len(value)}.",
+            param=param,
+        )
+    if "\x00" in value:
+        raise InvalidRequest(f"'{param}' must not contain NUL characters.", param=param)
+    return value
+
+
+def header_text(headers: Mapping[str, str], name: str, limit: int | None = MAX_TEXT_CHARS) -> str:
+    """A header's value if it is valid UTF-8 (and at most ``limit`` characters), else 400.
+
+    aiohttp decodes header bytes as UTF-8 with ``surrogateescape``: a value that was not
+    UTF-8 arrives holding lone surrogates, which no encoder (orjson, psycopg, aiohttp's
+    client) accepts.
+    """
+    value = headers.get(name)
+    if not value:
+        return ""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                f"Header {name} is not valid UTF-8; send UTF-8 text.", param=name
+            ) from None
+    if limit is not None and len(value) > limit:
+        raise InvalidRequest(
+            f"Header {name} must be at most {limit} characters; got {len(value)}.", param=name
+        )
+    if "\x00" in value:
+        raise InvalidRequest(f"Header {name} must not contain NUL characters.", param=name)
+    return value
+
+
+def check_body_depth(raw: bytes | bytearray, body: dict[str, Any]) -> None:
+    """Refuse a body nested deeper than ``MAX_BODY_DEPTH`` (cheap for ordinary bodies).
+
+    A body cannot be deeper than it has brackets, so counting them (C speed) clears most
+    bodies at once. Otherwise orjson, which refuses more than 254 levels, serializes the
+    body wrapped in 254 - MAX_BODY_DEPTH lists: it fails exactly when the body is deeper
+    than MAX_BODY_DEPTH, at serialization speed instead of a walk in Python.
+    """
+    if raw.count(b"{") + raw.count(b"[") <= MAX_BODY_DEPTH:
+        return
+    wrapped: Any = body
+    for _ in range(_ORJSON_MAX_DEPTH - MAX_BODY_DEPTH):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        raise InvalidRequest(
+            f"Request body is nested more than {MAX_BODY_DEPTH} levels deep."
+        ) from None
+
+
+def check_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI ``metadata`` as the event will store it: serializable, small and shallow."""
+    try:
+        size = len(orjson.dumps(meta))
+    except orjson.JSONEncodeError:
+        size = -1
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON; got {size}.",
+            param="metadata",
+        )
+    # Size first: the walk then visits at most a few thousand values.
+    if size < 0 or _too_deep(meta, MAX_METADATA_DEPTH):
+        raise InvalidRequest(
+            f"'metadata' is nested too deeply: at most {MAX_METADATA_DEPTH} levels.",
+            param="metadata",
+        )
+    return meta
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = v.values() if isinstance(v, dict) else v
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def validate_body(endpoint: str, body: dict[str, Any]) -> str:
@@ -19,6 +134,7 @@ def validate_body(endpoint: str, body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
+    recorded_text(model, "model")
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean.", param="stream")

@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from tokenomy.errors import RequestError, UpstreamError
+from tokenomy.redact import scrub
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
@@ -41,7 +42,22 @@ def error_response(fmt: str, err: RequestError, headers: dict[str, str]) -> web.
 
 
 def upstream_error_message(body: bytes) -> tuple[str, str | None, str | None]:
-    """(message, type, code) from an upstream error body in either wire format."""
+    """(message, type, code) from an upstream error body in either wire format.
+
+    The message is scrubbed of every configured secret: upstreams echo credentials
+    ("Incorrect API key provided: sk-...") and the message is relayed and recorded.
+    """
+    message, etype, code = _upstream_error_message(body)
+    return scrub(message), etype, code
+
+
+def upstream_stream_error(error: Any) -> str:
+    """The message of an upstream's in-stream error object, scrubbed of secrets."""
+    message = error.get("message") if isinstance(error, dict) else None
+    return scrub(str(message or error))
+
+
+def _upstream_error_message(body: bytes) -> tuple[str, str | None, str | None]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:

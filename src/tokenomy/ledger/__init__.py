@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from tokenomy.errors import LedgerError
 from tokenomy.ledger.store import ApiKey, Store
+from tokenomy.redact import mask_url, register_db_url
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
     """Open the ledger at ``url`` (``sqlite:///PATH`` or ``postgresql://...``) and migrate it."""
+    register_db_url(url)  # its password is scrubbed from every error and log line
     store: Store
     if url.startswith("sqlite:///"):
         from tokenomy.ledger.sqlite import SqliteStore
@@ -19,7 +21,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         store = PostgresStore(url)
     else:
         raise LedgerError(
-            f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
+            f"unsupported database URL {mask_url(url)!r}: use sqlite:///PATH or postgresql://..."
         )
     if migrate:
         store.migrate()

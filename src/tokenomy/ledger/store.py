@@ -7,8 +7,10 @@ Reports are written once, here, against this class.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -78,6 +80,94 @@ def hash_secret(secret: str) -> str:
 
 def metadata_json(meta: dict[str, Any] | None) -> str | None:
     return orjson.dumps(meta).decode() if meta else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A journal line the database refused, kept instead of blocking the rows after it.
+
+    ``encoding`` is ``json`` (``line`` is the event row as a JSON array, ready to retry) or
+    ``base64`` (the raw journal line, which could not be decoded).
+    """
+
+    seq: int | None
+    event_id: str
+    quarantined_ms: int
+    source: str  # "runtime" | "replay"
+    error: str
+    encoding: str
+    line: str
+    resolved: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "quarantined_ms": self.quarantined_ms,
+            "source": self.source,
+            "error": self.error,
+            "resolved": self.resolved,
+            "encoding": self.encoding,
+            "line": self.line,
+        }
+
+
+def dead_letter(row: Any, error: str, source: str, raw: bytes | None = None) -> DeadLetter:
+    """A storable dead letter for a refused row (or an unreadable raw journal line)."""
+    event_id = ""
+    if isinstance(row, tuple | list) and row and isinstance(row[0], str):
+        event_id = storable_text(row[0])[:200]
+    line: str | None = None
+    encoding = "json"
+    if raw is None:
+        try:
+            line = orjson.dumps(row).decode()
+        except (TypeError, ValueError):
+            raw = repr(row).encode("utf-8", "backslashreplace")
+    if line is None:
+        encoding = "base64"
+        line = base64.b64encode(raw or b"").decode()
+    return DeadLetter(
+        None, event_id, int(time.time() * 1000), source, storable_text(error)[:500], encoding, line
+    )
+
+
+def storable_text(text: str) -> str:
+    """Text every backend stores: no NUL, valid UTF-8 (lone surrogates escaped)."""
+    return text.replace("\x00", "").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for a refused row (first line of the driver's message)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when the database (or its driver) refused the data itself, not the connection.
+
+    Retrying such a row can never succeed; a connection error (database down, disk full on
+    the server) is retried with the row kept.
+    """
+    if isinstance(exc, TypeError | ValueError | OverflowError):  # binding / adapting a value
+        return True
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, sqlite3.Error):
+        if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.InterfaceError):
+            return True
+        return type(exc) is sqlite3.ProgrammingError and "closed" not in str(exc)
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+            return True
+        # The base class itself is raised client side for values it cannot adapt; its
+        # subclasses are server errors such as a missing table, which no row causes.
+        return type(exc) is psycopg.ProgrammingError
+    return False
+
+
+def _length(row: Any) -> int:
+    return len(row) if isinstance(row, tuple | list) else 0
 
 
 class Store:
@@ -176,6 +266,106 @@ class Store:
                 f"INSERT INTO usage_events ({', '.join(EVENT_COLUMNS)}) VALUES {marks}"
             )
         return sql
+
+    def insert_or_isolate(self, rows: Sequence[Row]) -> list[tuple[Row, str]]:
+        """Insert rows like ``insert_rows``; rows the database refuses are left out.
+
+        When a batch fails on its data (not on the connection), it is split in halves until
+        the refused rows are isolated: they never block the rows beside them. Returns the
+        refused rows with a short reason; connection errors propagate (retry later).
+        """
+        refused: list[tuple[Row, str]] = []
+        good: list[Row] = []
+        for row in rows:
+            if isinstance(row, tuple | list) and len(row) == len(EVENT_COLUMNS):
+                good.append(row)
+            else:
+                expected = len(EVENT_COLUMNS)
+                refused.append((row, f"row has {_length(row)} fields, expected {expected}"))
+        self._insert_bisect(good, refused)
+        return refused
+
+    def _insert_bisect(self, rows: list[Row], refused: list[tuple[Row, str]]) -> None:
+        if not rows:
+            return
+        try:
+            self.insert_rows(rows)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            if len(rows) == 1:
+                refused.append((rows[0], describe_error(exc)))
+                return
+            mid = len(rows) // 2
+            self._insert_bisect(rows[:mid], refused)
+            self._insert_bisect(rows[mid:], refused)
+
+    # -- dead letters (rows the database refused) ----------------------------------------
+    def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Quarantine refused rows; a letter already stored (same event and line) is skipped."""
+        sql = self._q(
+            "INSERT INTO usage_dead_letters"
+            " (event_id, quarantined_ms, source, error, encoding, line)"
+            " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM usage_dead_letters WHERE event_id = ? AND line = ?)"
+        )
+        with self.transaction() as cur:
+            for d in letters:
+                cur.execute(
+                    sql,
+                    (
+                        d.event_id,
+                        d.quarantined_ms,
+                        d.source,
+                        d.error,
+                        d.encoding,
+                        d.line,
+                        d.event_id,
+                        d.line,
+                    ),
+                )
+
+    def dead_letters(self, *, include_resolved: bool = False) -> list[DeadLetter]:
+        """Quarantined rows, oldest first; resolved = an event with that id is now stored."""
+        resolved = "EXISTS (SELECT 1 FROM usage_events e WHERE e.id = d.event_id)"
+        sql = (
+            "SELECT d.seq, d.event_id, d.quarantined_ms, d.source, d.error, d.encoding, d.line,"
+            f" {resolved} FROM usage_dead_letters d"
+        )
+        if not include_resolved:
+            sql += f" WHERE NOT {resolved}"
+        with self.transaction() as cur:
+            cur.execute(sql + " ORDER BY d.seq")
+            return [
+                DeadLetter(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], r[6], bool(r[7]))
+                for r in cur.fetchall()
+            ]
+
+    def count_dead_letters(self) -> int:
+        """Quarantined rows not yet resolved."""
+        with self.transaction() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM usage_dead_letters d WHERE NOT EXISTS"
+                " (SELECT 1 FROM usage_events e WHERE e.id = d.event_id)"
+            )
+            return int(cur.fetchone()[0])
+
+    def retry_dead_letters(self) -> tuple[int, int]:
+        """Insert the quarantined rows that the database now takes: (inserted, still refused).
+
+        Rows whose id is already stored stay ignored (the ledger is append-only).
+        """
+        letters = [d for d in self.dead_letters() if d.encoding == "json"]
+        rows: list[Row] = []
+        for d in letters:
+            try:
+                value = orjson.loads(d.line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(value, list):
+                rows.append(tuple(value))
+        refused = self.insert_or_isolate(rows)
+        return len(rows) - len(refused), len(letters) - len(rows) + len(refused)
 
     def insert_events(self, events: Iterable[UsageEvent]) -> None:
         self.insert_rows([event_to_row(e, metadata_json(e.metadata)) for e in events])

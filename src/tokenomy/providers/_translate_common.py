@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from tokenomy.errors import InvalidRequest, UpstreamError
+from tokenomy.redact import scrub
 
 JSON = dict[str, Any]
 """A parsed JSON object, as handed over by the gateway."""
@@ -181,7 +182,7 @@ def anthropic_stream_error(data: Any) -> UpstreamError:
     """The error to raise for an Anthropic ``error`` stream event."""
     err = obj(obj(data).get("error"))
     kind = str(err.get("type") or "api_error")
-    message = str(err.get("message") or "upstream stream failed")
+    message = scrub(str(err.get("message") or "upstream stream failed"))  # echoed keys
     return UpstreamError(
         f"upstream error during stream ({kind}): {message}",
         upstream_status=_ANTHROPIC_ERROR_STATUS.get(kind),
@@ -193,7 +194,7 @@ def openai_stream_error(chunk: JSON) -> UpstreamError:
     """The error to raise for an OpenAI-format stream chunk that carries ``error``."""
     raw = chunk.get("error")
     err = obj(raw)
-    message = str(err.get("message") or raw or "upstream stream failed")
+    message = scrub(str(err.get("message") or raw or "upstream stream failed"))  # echoed keys
     kind = err.get("type") or err.get("code")
     prefix = f"upstream error during stream ({kind})" if kind else "upstream error during stream"
     return UpstreamError(f"{prefix}: {message}", upstream_body=chunk)
@@ -237,3 +238,55 @@ def finish_to_stop(finish: str | None, *, has_tools: bool, refused: bool) -> str
     if stop == "end_turn" and has_tools:
         return "tool_use"
     return stop
+
+
+def anthropic_usage_to_responses(usage: Any) -> JSON:
+    """Anthropic ``usage`` → OpenAI Responses ``usage``.
+
+    ``input_tokens = input + cache_read + cache_creation`` with reads in
+    ``input_tokens_details.cached_tokens`` and writes in ``cache_write_tokens``;
+    thinking tokens become ``output_tokens_details.reasoning_tokens`` (0 when unreported).
+    """
+    u = obj(usage)
+    cache_read = count(u.get("cache_read_input_tokens"))
+    cache_write = count(u.get("cache_creation_input_tokens"))
+    prompt = count(u.get("input_tokens")) + cache_read + cache_write
+    output = count(u.get("output_tokens"))
+    thinking = count(obj(u.get("output_tokens_details")).get("thinking_tokens"))
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cache_read, "cache_write_tokens": cache_write},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": thinking},
+        "total_tokens": prompt + output,
+    }
+
+
+_ANTHROPIC_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+def data_url(url: str, param: str) -> tuple[str, str]:
+    """(media type, base64 payload) of a base64 ``data:`` URL, else InvalidRequest."""
+    header, sep, payload = url[5:].partition(",")
+    media_type, *options = header.split(";")
+    if not url.startswith("data:") or not sep or "base64" not in options:
+        raise InvalidRequest(f"'{param}': data URLs must be base64-encoded", param=param)
+    return media_type.strip().lower(), payload
+
+
+def image_source(url: str, param: str) -> JSON:
+    """An Anthropic image ``source`` for an OpenAI image URL (data URL → base64, http(s) → url)."""
+    if url.startswith("data:"):
+        media_type, data = data_url(url, param)
+        if media_type == "image/jpg":
+            media_type = "image/jpeg"
+        if media_type not in _ANTHROPIC_IMAGE_TYPES:
+            raise InvalidRequest(
+                f"image type {media_type!r} is not supported by this model's upstream "
+                "(jpeg, png, gif and webp are)",
+                param=param,
+            )
+        return {"type": "base64", "media_type": media_type, "data": data}
+    if url.startswith(("https://", "http://")):
+        return {"type": "url", "url": url}
+    raise InvalidRequest(f"'{param}': image URL must be http(s) or a data URL", param=param)
