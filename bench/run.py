@@ -112,13 +112,18 @@ class Target:
 
 
 def gateway_process(
-    work: Path, name: str, db_url: str, up_port: int, budgets: bool
+    work: Path, name: str, db_url: str, up_port: int, budgets: bool, src: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], Target]:
-    """A real ``tokenomy serve`` on its own database, with a key on org/team/user."""
+    """A real ``tokenomy serve`` on its own database, with a key on org/team/user.
+
+    ``src``: run the tokenomy source tree found there instead of this checkout's (the
+    ``--baseline`` row), with its own code creating the key.
+    """
     from tokenomy.budgets import storage
     from tokenomy.budgets.model import BUDGET
     from tokenomy.ledger import open_store
 
+    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else None
     port = free_port()
     config = work / f"{name}.toml"
     config.write_text(f"""
@@ -135,8 +140,24 @@ catalog_provider = "openai"
 name = "bench-model"
 deployments = [{{ provider = "upstream", model = "gpt-4o-mini" }}]
 """)
-    store = open_store(db_url)
-    record, key = store.create_key(org="bench", team="perf", user="wrk")
+    if src is not None:
+        key = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from tokenomy.ledger import open_store; "
+                "print(open_store(sys.argv[1]).create_key(org='bench', team='perf', "
+                "user='wrk')[1])",
+                db_url,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    else:
+        store = open_store(db_url)
+        record, key = store.create_key(org="bench", team="perf", user="wrk")
     if budgets:  # generous limits on every scope: measures the bookkeeping, not refusals
         for scope in (
             "org:bench",
@@ -154,7 +175,8 @@ deployments = [{{ provider = "upstream", model = "gpt-4o-mini" }}]
                 period="month",
                 hard=True,
             )
-    store.close()
+    if src is None:
+        store.close()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -169,6 +191,7 @@ deployments = [{{ provider = "upstream", model = "gpt-4o-mini" }}]
             "warning",
         ],
         stdout=subprocess.DEVNULL,
+        env=env,
     )
     wait_http(f"http://127.0.0.1:{port}/health")
     return proc, Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", key, budgets)
@@ -212,6 +235,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per cell")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        metavar="GIT_REF",
+        help="also run that commit's gateway (sqlite, no budgets) side by side: before/after",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is required: apt-get install wrk")
@@ -255,6 +283,26 @@ def main() -> None:
                 budgets=True,
             )
             procs.append(gw)
+            before: list[Target] = []
+            if args.baseline:
+                src = work / "baseline"
+                src.mkdir()
+                archive = subprocess.run(
+                    ["git", "-C", str(HERE.parent), "archive", args.baseline, "src"],
+                    check=True,
+                    capture_output=True,
+                ).stdout
+                subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+                gw, t = gateway_process(
+                    work,
+                    f"tokenomy sqlite @{args.baseline}",
+                    f"sqlite:///{work / 'base.db'}",
+                    up_port,
+                    budgets=False,
+                    src=src / "src",
+                )
+                procs.append(gw)
+                before.append(t)
             pg_targets: list[Target] = []
             if not args.no_postgres:
                 from tests.postgres import fresh_database, postgres_server
@@ -275,11 +323,15 @@ def main() -> None:
                 f"http://127.0.0.1:{bare_port}/v1/chat/completions",
                 None,
             )
-            for t in (plain, budgeted, *pg_targets):
+            for t in (plain, budgeted, *before, *pg_targets):
                 wrk(t.url, t.key, 8, 2, work, agent=t.agent)  # warm-up
-            results = measure([direct, bare, plain], 1, args.rounds, args.duration, work)
+            results = measure([direct, bare, plain, *before], 1, args.rounds, args.duration, work)
             results += measure(
-                [direct, bare, plain, budgeted, *pg_targets], 64, args.rounds, args.duration, work
+                [direct, bare, plain, *before, budgeted, *pg_targets],
+                64,
+                args.rounds,
+                args.duration,
+                work,
             )
         finally:
             for p in reversed(procs):
@@ -337,6 +389,14 @@ def write_results(
         f"- tokenomy throughput at c=64: **{g64.rps:,.0f} req/s** (target ≥ 4,000), "
         f"{g64.rps / by[('bare aiohttp proxy (floor)', 64)].rps:.0%} of the bare proxy",
     ]
+    for r in results:
+        if r.label.startswith("tokenomy sqlite @"):
+            now = by[("tokenomy sqlite", r.concurrency)]
+            lines.append(
+                f"- this tree vs {r.label[len('tokenomy sqlite ') :]} at c={r.concurrency}: "
+                f"**{now.rps / r.rps:.0%}** of its throughput, p50 {now.p50_ms:.3f} vs "
+                f"{r.p50_ms:.3f} ms"
+            )
     for db in ("sqlite", "postgres"):
         plain, budgeted = by.get((f"tokenomy {db}", 64)), by.get((f"tokenomy {db} +budgets", 64))
         if plain and budgeted:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from tokenomy.ledger import open_store
-from tokenomy.ledger.schema import EVENT_COLUMNS, event_to_row, storable_text
+from tokenomy.ledger.schema import DROPPED_METADATA, EVENT_COLUMNS, event_to_row, storable_text
 from tokenomy.types import Usage, UsageEvent
 
 
@@ -97,3 +97,13 @@ def test_hostile_rows_insert_on_both_databases(db_url: str) -> None:
         assert ev.metadata == {"k": "v\x00"}
     finally:
         store.close()
+
+
+def test_metadata_that_cannot_be_serialized_becomes_a_marker_not_an_error() -> None:
+    """metadata_json runs after the upstream answered: it must not raise either."""
+    from tokenomy.ledger.store import metadata_json
+
+    assert metadata_json({"n": 1 << 70}) == DROPPED_METADATA
+    assert metadata_json({1: "non-str key"}) == DROPPED_METADATA
+    assert metadata_json({"ok": "yes"}) == '{"ok":"yes"}'
+    assert metadata_json(None) is None

@@ -39,6 +39,7 @@ from tokenomy.budgets.model import (
 )
 from tokenomy.budgets.report import budget_rows
 from tokenomy.config import Settings
+from tokenomy.credentials import bearer_token
 from tokenomy.errors import (
     Conflict,
     InternalError,
@@ -78,14 +79,6 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def _bearer(request: web.Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
 def _unavailable(exc: BaseException) -> bool:
     """True for a database that cannot be reached (retry later), not a bug."""
     if isinstance(exc, LedgerError):
@@ -117,7 +110,7 @@ def _admin(fn: _AdminMethod) -> Callable[[AdminApi, web.Request], Awaitable[web.
     @functools.wraps(fn)
     async def run(self: AdminApi, request: web.Request) -> web.StreamResponse:
         try:
-            who = await asyncio.to_thread(authenticate, self.store, _bearer(request))
+            who = await asyncio.to_thread(authenticate, self.store, bearer_token(request.headers))
             return await fn(self, request, who)
         except RequestError as err:
             return _answer(err)

@@ -14,6 +14,7 @@ from tokenomy.admin import setup_admin
 from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.engine import BudgetEngine
 from tokenomy.config import Settings
+from tokenomy.credentials import api_key
 from tokenomy.economics import factory_token_prices
 from tokenomy.errors import LedgerError, NotFound, RequestError
 from tokenomy.gateway import routes
@@ -73,12 +74,17 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     """The gateway as an aiohttp app; resources open on startup and drain on cleanup."""
     register_settings(settings, db_url)  # scrubbed from upstream errors, logs, /health
     guard = ConnectionGuard.from_settings(settings.gateway)
-    # Bodies are read and size-checked by the gateway itself (413 in the client's format).
+    # Bodies are read, inflated and size-checked by the gateway itself (bodies.py: 413 in
+    # the client's format, a bomb never inflated past the limit, the rest never inflated).
     # keepalive_timeout here reaches any runner; the header and body timeouts and the
     # connection cap need connections.GatewayRunner (used by `tokenomy serve`).
     app = web.Application(
         client_max_size=1 << 62,
-        handler_args={"max_field_size": 65536, "keepalive_timeout": guard.keepalive_timeout_s},
+        handler_args={
+            "max_field_size": 65536,
+            "keepalive_timeout": guard.keepalive_timeout_s,
+            "auto_decompress": False,
+        },
     )
     app[GUARD_KEY] = guard
     store = _open_store(db_url)
@@ -119,11 +125,7 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     async def models(request: web.Request) -> web.StreamResponse:
         fmt = _client_format(request)
         try:
-            secret = request.headers.get("x-api-key")
-            auth = request.headers.get("Authorization", "")
-            if auth.lower().startswith("bearer "):
-                secret = auth[7:].strip()
-            await keys.authenticate(secret)
+            await keys.authenticate(api_key(request.headers))
         except RequestError as err:
             return error_response(fmt, err, {})
         names = list(settings.models)

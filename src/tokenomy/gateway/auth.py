@@ -167,6 +167,8 @@ class KeyCache:
                 "Missing API key. Send it as 'Authorization: Bearer KEY' (OpenAI) or "
                 "'x-api-key: KEY' (Anthropic)."
             )
+        if not secret.isascii():  # keys are ASCII; header bytes that were not UTF-8 can't hash
+            raise AuthenticationError("Invalid API key.")
         digest = hash_secret(secret)
         if digest not in self._table and not await self._lookup(digest):
             raise AuthenticationError("Invalid API key.")

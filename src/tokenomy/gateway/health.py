@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from tokenomy.admin.keys import authenticate
+from tokenomy.credentials import bearer_token
 from tokenomy.errors import RequestError
 from tokenomy.gateway.wire_errors import OPENAI, error_response
 from tokenomy.ledger.store import Store
@@ -68,13 +69,11 @@ async def health(
 ) -> web.StreamResponse:
     """The ``/health`` handler (see the module docstring)."""
     details = False
-    auth = request.headers.get("Authorization", "")
-    if auth:
-        scheme, _, secret = auth.partition(" ")
+    if request.headers.get("Authorization"):
         try:
-            if scheme.lower() != "bearer":
-                secret = ""
-            principal = await asyncio.to_thread(authenticate, store, secret.strip() or None)
+            principal = await asyncio.to_thread(
+                authenticate, store, bearer_token(request.headers)
+            )
         except RequestError as err:
             return error_response(OPENAI, err, {})
         except Exception as exc:  # the database is down: answer like a probe would get

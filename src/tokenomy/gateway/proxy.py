@@ -21,8 +21,8 @@ from aiohttp import web
 
 from tokenomy.budgets.engine import BudgetEngine, Demand, Reservation
 from tokenomy.config import Deployment, Settings
+from tokenomy.credentials import api_key
 from tokenomy.errors import (
-    AuthenticationError,
     InternalError,
     InvalidRequest,
     ModelNotFound,
@@ -193,7 +193,7 @@ class Gateway:
     # -- steps ---------------------------------------------------------------------------
     async def _admit(self, request: web.Request, call: Call) -> None:
         ev = call.event
-        principal = await self.keys.authenticate(_api_key(request, call.fmt))
+        principal = await self.keys.authenticate(api_key(request.headers))
         ev.key_id, ev.org, ev.team, ev.user = (
             principal.key_id,
             principal.org,
@@ -570,17 +570,3 @@ def _stream_error(exc: Exception, request_id: str) -> RequestError:
     return InternalError(f"internal gateway error ({type(exc).__name__})")
 
 
-def _api_key(request: web.Request, fmt: str) -> str | None:
-    h = request.headers
-    auth = h.get("Authorization")
-    key = None
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            key = token.strip()
-    key = key or h.get("x-api-key") or None
-    # Keys are ASCII; anything else (e.g. bytes that were not UTF-8, which aiohttp hands
-    # over as lone surrogates) can match no key and cannot even be hashed.
-    if key is not None and not key.isascii():
-        raise AuthenticationError("Invalid API key.")
-    return key

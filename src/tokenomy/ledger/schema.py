@@ -293,7 +293,7 @@ _MAX_TEXT = 1024
 _MAX_ID_TEXT = 256  # upstream_request_id: an upstream's header, any length
 _MAX_ERROR_TEXT = 4096
 _MAX_METADATA_JSON = 64 * 1024
-_DROPPED_METADATA = '{"tokenomy_dropped": "metadata not storable"}'
+DROPPED_METADATA = '{"tokenomy_dropped": "metadata not storable"}'
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -348,11 +348,11 @@ def _metadata_text(value: object) -> str | None:
     if value is None:
         return None
     if type(value) is not str or len(value) > _MAX_METADATA_JSON:
-        return _DROPPED_METADATA
+        return DROPPED_METADATA
     if value.isascii() and "\x00" not in value:
         return value
     # JSON text from orjson never holds these; anything else is not worth storing.
-    return value if storable_text(value, _MAX_METADATA_JSON) == value else _DROPPED_METADATA
+    return value if storable_text(value, _MAX_METADATA_JSON) == value else DROPPED_METADATA
 
 
 def _text_ok(value: object, limit: int = _MAX_TEXT) -> bool:

@@ -22,6 +22,7 @@ import orjson
 
 from tokenomy.errors import LedgerError
 from tokenomy.ledger.schema import (
+    DROPPED_METADATA,
     EVENT_COLUMNS,
     GROUP_FIELDS,
     REPORT_GROUPS,
@@ -79,7 +80,15 @@ def hash_secret(secret: str) -> str:
 
 
 def metadata_json(meta: dict[str, Any] | None) -> str | None:
-    return orjson.dumps(meta).decode() if meta else None
+    """The event's metadata as JSON text. Never raises: what cannot be serialized (the
+    gateway refuses it before the upstream, but this runs after the upstream answered)
+    becomes a marker that says so."""
+    if not meta:
+        return None
+    try:
+        return orjson.dumps(meta).decode()
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+        return DROPPED_METADATA
 
 
 @dataclass(frozen=True, slots=True)
