@@ -26,8 +26,10 @@ def _bin(name: str) -> str:
         return found
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
     if not candidates:
-        raise RuntimeError(f"PostgreSQL binary {name!r} not found: run scripts/test, which "
-                           "installs the postgresql package")
+        raise RuntimeError(
+            f"PostgreSQL binary {name!r} not found: run scripts/test, which "
+            "installs the postgresql package"
+        )
     return candidates[0]
 
 
@@ -61,19 +63,40 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, user=user)
         os.chmod(root, 0o700)
     port = _free_port()
-    subprocess.run([*prefix, _bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres",
-                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *prefix,
+            _bin("initdb"),
+            "-D",
+            data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     log = os.path.join(root, "server.log")
-    opts = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
-    subprocess.run([*prefix, _bin("pg_ctl"), "-D", data, "-l", log, "-o", opts, "-w", "start"],
-                   check=True, capture_output=True)
+    opts = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+    )
+    subprocess.run(
+        [*prefix, _bin("pg_ctl"), "-D", data, "-l", log, "-o", opts, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     try:
         yield dsn
     finally:
-        subprocess.run([*prefix, _bin("pg_ctl"), "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*prefix, _bin("pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True
+        )
         time.sleep(0.1)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -25,21 +25,47 @@ def day_ms(day: date, hour: int = 12) -> int:
     return int(datetime(day.year, day.month, day.day, hour, tzinfo=UTC).timestamp() * 1000)
 
 
-def event(day: date, *, input_tokens: int, output_tokens: int, cost_nanos: int | None,
-          team: str = "research", model: str = "gpt-4o", n: int = 0) -> UsageEvent:
+def event(
+    day: date,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cost_nanos: int | None,
+    team: str = "research",
+    model: str = "gpt-4o",
+    n: int = 0,
+) -> UsageEvent:
     """One ledger event on ``day`` (noon UTC)."""
-    return UsageEvent(id=f"{day.isoformat()}-{team}-{model}-{n}", ts_ms=day_ms(day),
-                      api_format="openai", endpoint="chat.completions", model=model, status=200,
-                      org="acme", team=team, user="u1", key_id="k1", provider="openai",
-                      location="cloud",
-                      usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-                      cost_nanos=cost_nanos)
+    return UsageEvent(
+        id=f"{day.isoformat()}-{team}-{model}-{n}",
+        ts_ms=day_ms(day),
+        api_format="openai",
+        endpoint="chat.completions",
+        model=model,
+        status=200,
+        org="acme",
+        team=team,
+        user="u1",
+        key_id="k1",
+        provider="openai",
+        location="cloud",
+        usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+        cost_nanos=cost_nanos,
+    )
 
 
-def growth_events(days: int, *, start_tokens: float, daily_growth: float, noise: float,
-                  team: str = "research", model: str = "gpt-4o", seed: int = 42,
-                  end: date = TODAY - timedelta(days=1),
-                  usd_per_mtok: float = 2.0) -> list[UsageEvent]:
+def growth_events(
+    days: int,
+    *,
+    start_tokens: float,
+    daily_growth: float,
+    noise: float,
+    team: str = "research",
+    model: str = "gpt-4o",
+    seed: int = 42,
+    end: date = TODAY - timedelta(days=1),
+    usd_per_mtok: float = 2.0,
+) -> list[UsageEvent]:
     """``days`` days ending ``end`` whose tokens grow by ``daily_growth`` with log-noise."""
     rng = random.Random(seed)
     events = []
@@ -49,14 +75,24 @@ def growth_events(days: int, *, start_tokens: float, daily_growth: float, noise:
         inp = int(tokens * 0.8)
         out = int(tokens) - inp
         cost = int(tokens / 1e6 * usd_per_mtok * 1e9)
-        events.append(event(day, input_tokens=inp, output_tokens=out, cost_nanos=cost,
-                            team=team, model=model, n=i))
+        events.append(
+            event(
+                day,
+                input_tokens=inp,
+                output_tokens=out,
+                cost_nanos=cost,
+                team=team,
+                model=model,
+                n=i,
+            )
+        )
     return events
 
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Callable[[list[UsageEvent]], str]:
     """Write events into a fresh SQLite ledger and return its URL."""
+
     def build(events: list[UsageEvent]) -> str:
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
         store = open_store(url)
@@ -65,6 +101,7 @@ def ledger(tmp_path: Path) -> Callable[[list[UsageEvent]], str]:
         finally:
             store.close()
         return url
+
     return build
 
 

@@ -27,9 +27,18 @@ from tokenomy.ledger import open_store
 def box(**extra: Any) -> FactoryProfile:
     """A box worked by hand: $36,000 over 3 years straight line, 1 kW x PUE 1.5 at $0.10,
     $1,200/year ops, 1,000 tok/s, input tokens costed like output (ratio 1: mix-neutral)."""
-    values = {"capex": 36000, "life_years": 3, "cost_of_capital": 0, "power_kw": 1,
-              "avg_draw": 1, "pue": D("1.5"), "electricity": D("0.10"), "ops_per_year": 1200,
-              "throughput": 1000, "input_cost_ratio": 1}
+    values = {
+        "capex": 36000,
+        "life_years": 3,
+        "cost_of_capital": 0,
+        "power_kw": 1,
+        "avg_draw": 1,
+        "pue": D("1.5"),
+        "electricity": D("0.10"),
+        "ops_per_year": 1200,
+        "throughput": 1000,
+        "input_cost_ratio": 1,
+    }
     return build_profile("box", [(values, "test {key}"), (extra, "override {key}")])
 
 
@@ -98,10 +107,26 @@ def test_api_prices() -> None:
 
 def test_demand_from_a_real_ledger(ledger: Callable[[list[Any]], str]) -> None:
     # 30 days x (27 Mtok in + 3 Mtok out) = 900 Mtok over 30 days; a month is 730/720 of it
-    events = [event(TODAY - timedelta(days=d), input_tokens=27_000_000,
-                    output_tokens=3_000_000, cost_nanos=0, n=d) for d in range(1, 31)]
-    events.append(event(TODAY - timedelta(days=3), input_tokens=5, output_tokens=5,
-                        cost_nanos=0, team="other", n=99))
+    events = [
+        event(
+            TODAY - timedelta(days=d),
+            input_tokens=27_000_000,
+            output_tokens=3_000_000,
+            cost_nanos=0,
+            n=d,
+        )
+        for d in range(1, 31)
+    ]
+    events.append(
+        event(
+            TODAY - timedelta(days=3),
+            input_tokens=5,
+            output_tokens=5,
+            cost_nanos=0,
+            team="other",
+            n=99,
+        )
+    )
     url = ledger(events)
     store = open_store(url)
     try:

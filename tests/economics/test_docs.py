@@ -39,8 +39,11 @@ def test_json_keys_are_documented() -> None:
     keys = set(factory_cost(profile).to_dict())
     stated, _ = plan_scenario(SCENARIOS["agents-1b"], profile)
     keys |= set(stated.to_dict())
-    keys |= set(breakeven(profile, ApiPrice(D(2), None, None, None, "t"),
-                          MonthlyDemand(D(10), D("0.5"), "t")).to_dict())
+    keys |= set(
+        breakeven(
+            profile, ApiPrice(D(2), None, None, None, "t"), MonthlyDemand(D(10), D("0.5"), "t")
+        ).to_dict()
+    )
     budget = Budget({}, "usd", D(1), D(0), None, date(2026, 1, 1))
     keys |= set(BudgetFlag(budget, D(0), D(0), None, False, False).to_dict())
     assert sorted(k for k in keys if not documented(k)) == []
@@ -49,6 +52,15 @@ def test_json_keys_are_documented() -> None:
 def test_commands_and_worked_examples_are_documented() -> None:
     for command in ("factory", "plan", "breakeven", "forecast"):
         assert f"tokenomy {command}" in DOC
-    for figure in ("0.361111", "578,035", "1.73 J/token", "141,500", "604.75", "20.1 months",
-                   "70.8%", "10.2%", "~7–11%"):
+    for figure in (
+        "0.361111",
+        "578,035",
+        "1.73 J/token",
+        "141,500",
+        "604.75",
+        "20.1 months",
+        "70.8%",
+        "10.2%",
+        "~7–11%",
+    ):
         assert figure in DOC, figure

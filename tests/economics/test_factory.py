@@ -75,9 +75,18 @@ def test_capital_recovery_factor_capex() -> None:
 def test_hourly_split_by_hand() -> None:
     # capex 20,000 over 5 y straight: 0.456621; power 1 kW x 0.8 x 1.5 x $0.10 = 0.12;
     # ops 876 / 8,760 = 0.1; total 0.676621 $/h; at 2,000 tok/s x 50%: 3.6 Mtok/h.
-    cost = cost_of(capex=20000, life_years=5, cost_of_capital=0, power_kw=1,
-                   avg_draw=D("0.8"), pue=D("1.5"), electricity=D("0.10"), ops_per_year=876,
-                   throughput=2000, utilization=D("0.5"))
+    cost = cost_of(
+        capex=20000,
+        life_years=5,
+        cost_of_capital=0,
+        power_kw=1,
+        avg_draw=D("0.8"),
+        pue=D("1.5"),
+        electricity=D("0.10"),
+        ops_per_year=876,
+        throughput=2000,
+        utilization=D("0.5"),
+    )
     assert s6(cost.capex_per_hour) == D("0.456621")
     assert cost.electricity_per_hour == D("0.12")
     assert cost.ops_per_hour == D("0.1")
@@ -126,8 +135,18 @@ def test_split_input_output_averages_back_to_blended() -> None:
 
 
 # -- catalog --------------------------------------------------------------------------------
-REQUIRED = ("h100-sxm", "h200", "b200", "gb200", "mi300x", "mi325x", "mi355x", "rtx-4090-ws",
-            "dgx-spark", "cpu-box")
+REQUIRED = (
+    "h100-sxm",
+    "h200",
+    "b200",
+    "gb200",
+    "mi300x",
+    "mi325x",
+    "mi355x",
+    "rtx-4090-ws",
+    "dgx-spark",
+    "cpu-box",
+)
 
 
 def test_catalog_has_required_hardware_and_a_source_for_every_default() -> None:
@@ -159,19 +178,24 @@ def test_unknown_gpu_lists_known_names() -> None:
 
 
 # -- [factories.NAME] validation -------------------------------------------------------------
-@pytest.mark.parametrize(("table", "message"), [
-    ({"gpu": "h100-sxm", "throughput": 1000, "pue": D("0.9")}, r"^pue: must be >= 1"),
-    ({"gpu": "h100-sxm", "throughput": 1000, "watts": 5}, r"^watts: unknown key"),
-    ({"gpu": "h100-sxm"}, r"^throughput: required"),
-    ({"power_kw": 1, "throughput": 100}, r"^capex: required"),
-    ({"capex": 1, "rent_per_hour": 1, "power_kw": 1, "throughput": 1}, r"^rent_per_hour:"),
-    ({"gpu": "h100-sxm", "throughput": "fast"}, r"^throughput: expected a number"),
-    ({"gpu": "h100-sxm", "throughput": 10, "utilization": D("1.5")}, r"^utilization: must be"),
-    ({"gpu": "h100-sxm", "throughput": 10, "gpus": D("1.5")}, r"^gpus: must be a whole"),
-    ({"gpu": "h100-sxm", "throughput": 10, "rent_includes_power": "yes"},
-     r"^rent_includes_power:"),
-    ({"gpu": 7, "throughput": 10}, r"^gpu:"),
-])
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"gpu": "h100-sxm", "throughput": 1000, "pue": D("0.9")}, r"^pue: must be >= 1"),
+        ({"gpu": "h100-sxm", "throughput": 1000, "watts": 5}, r"^watts: unknown key"),
+        ({"gpu": "h100-sxm"}, r"^throughput: required"),
+        ({"power_kw": 1, "throughput": 100}, r"^capex: required"),
+        ({"capex": 1, "rent_per_hour": 1, "power_kw": 1, "throughput": 1}, r"^rent_per_hour:"),
+        ({"gpu": "h100-sxm", "throughput": "fast"}, r"^throughput: expected a number"),
+        ({"gpu": "h100-sxm", "throughput": 10, "utilization": D("1.5")}, r"^utilization: must be"),
+        ({"gpu": "h100-sxm", "throughput": 10, "gpus": D("1.5")}, r"^gpus: must be a whole"),
+        (
+            {"gpu": "h100-sxm", "throughput": 10, "rent_includes_power": "yes"},
+            r"^rent_includes_power:",
+        ),
+        ({"gpu": 7, "throughput": 10}, r"^gpu:"),
+    ],
+)
 def test_validate_factory_table_names_the_bad_field(table: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         validate_factory_table("lab", table)
@@ -179,18 +203,27 @@ def test_validate_factory_table_names_the_bad_field(table: dict[str, Any], messa
 
 def test_config_reports_factory_errors_with_key() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config({"factories": {"lab": {"gpu": "h100-sxm", "throughput": 900,
-                                            "avg_draw": 0}}}, "t.toml")
+        parse_config(
+            {"factories": {"lab": {"gpu": "h100-sxm", "throughput": 900, "avg_draw": 0}}}, "t.toml"
+        )
     assert info.value.key == "factories.lab"
     assert str(info.value).startswith("t.toml: factories.lab: avg_draw: must be > 0")
 
 
 def test_factory_token_prices_for_the_gateway() -> None:
-    settings = parse_config({"factories": {
-        "rented": {"rent_per_hour": 1.3, "throughput": 1000},
-        "closet": {"gpu": "rtx-4090-ws", "throughput": 40, "input_cost_ratio": 0.2,
-                   "throughput_input_share": 0.9},
-    }})
+    settings = parse_config(
+        {
+            "factories": {
+                "rented": {"rent_per_hour": 1.3, "throughput": 1000},
+                "closet": {
+                    "gpu": "rtx-4090-ws",
+                    "throughput": 40,
+                    "input_cost_ratio": 0.2,
+                    "throughput_input_share": 0.9,
+                },
+            }
+        }
+    )
     prices = factory_token_prices(settings.factories)
     assert set(prices) == {"rented", "closet"}
     inp, out = prices["rented"]
@@ -204,9 +237,13 @@ def test_factory_token_prices_for_the_gateway() -> None:
 
 
 def test_layers_record_sources() -> None:
-    profile = build_profile("lab", [({"gpu": "mi300x", "throughput": 800},
-                                     "config [factories.lab] {key}"),
-                                    ({"electricity": D("0.05")}, "flag {flag}")])
+    profile = build_profile(
+        "lab",
+        [
+            ({"gpu": "mi300x", "throughput": 800}, "config [factories.lab] {key}"),
+            ({"electricity": D("0.05")}, "flag {flag}"),
+        ],
+    )
     assert profile.sources["electricity"] == "flag --electricity"
     assert profile.sources["throughput"] == "config [factories.lab] throughput"
     assert "InferenceX" in profile.sources["pue"]

@@ -38,20 +38,27 @@ def ledger_rows(url: str, by: list[str]) -> list[dict[str, Any]]:
         store.close()
 
 
-@pytest.mark.parametrize(("p", "dof", "expected"), [
-    (0.975, 10, 2.228139), (0.975, 1, 12.706205), (0.95, 5, 2.015048),
-    (0.975, 58, 2.001717), (0.975, 10_000_000, 1.959964), (0.025, 10, -2.228139),
-])
+@pytest.mark.parametrize(
+    ("p", "dof", "expected"),
+    [
+        (0.975, 10, 2.228139),
+        (0.975, 1, 12.706205),
+        (0.95, 5, 2.015048),
+        (0.975, 58, 2.001717),
+        (0.975, 10_000_000, 1.959964),
+        (0.025, 10, -2.228139),
+    ],
+)
 def test_student_t_quantiles(p: float, dof: int, expected: float) -> None:
     assert t_quantile(p, dof) == pytest.approx(expected, abs=2e-6)
 
 
 def test_recovers_known_growth_per_team_from_a_real_ledger(
-        ledger: Callable[[list[Any]], str]) -> None:
-    events = (growth_events(60, start_tokens=1e6, daily_growth=0.03, noise=0.05,
-                            team="research")
-              + growth_events(60, start_tokens=5e6, daily_growth=0.01, noise=0.05,
-                              team="ops", seed=7))
+    ledger: Callable[[list[Any]], str],
+) -> None:
+    events = growth_events(
+        60, start_tokens=1e6, daily_growth=0.03, noise=0.05, team="research"
+    ) + growth_events(60, start_tokens=5e6, daily_growth=0.01, noise=0.05, team="ops", seed=7)
     url = ledger(events)
     forecasts, notes = forecast(ledger_rows(url, ["team"]), ["team"], START, END, 30)
     assert notes == []
@@ -90,8 +97,15 @@ def test_linear_fit_recovers_slope() -> None:
 
 
 def test_zero_days_are_excluded_from_the_exp_fit_and_gaps_filled() -> None:
-    rows = [{"day": (START + timedelta(days=i)).isoformat(), "input_tokens": 1000 * (i + 1),
-             "output_tokens": 0, "cost_nanos": 0} for i in range(0, 60, 2)]
+    rows = [
+        {
+            "day": (START + timedelta(days=i)).isoformat(),
+            "input_tokens": 1000 * (i + 1),
+            "output_tokens": 0,
+            "cost_nanos": 0,
+        }
+        for i in range(0, 60, 2)
+    ]
     [series] = daily_series(rows, [], START, END)
     assert len(series.tokens) == 60 and series.tokens[1] == 0  # gap = a day without usage
     fc = forecast_series(series, "tokens", 7)
@@ -102,15 +116,23 @@ def test_zero_days_are_excluded_from_the_exp_fit_and_gaps_filled() -> None:
 
 def flat_forecast(usd_per_day: int, days: int = 10) -> Any:
     start = TODAY - timedelta(days=days)
-    series = DailySeries({}, start, TODAY - timedelta(days=1), [1] * days,
-                         [usd_per_day * 10**9] * days)
+    series = DailySeries(
+        {}, start, TODAY - timedelta(days=1), [1] * days, [usd_per_day * 10**9] * days
+    )
     return forecast_series(series, "cost", 0)
 
 
 def test_budget_exhaustion_by_hand() -> None:
     fc = flat_forecast(100)  # exactly $100/day, no noise: a zero-width interval
-    budget = Budget({"team": "research"}, "usd", D(1000), D(500), None,
-                    TODAY + timedelta(days=9), "research-monthly")
+    budget = Budget(
+        {"team": "research"},
+        "usd",
+        D(1000),
+        D(500),
+        None,
+        TODAY + timedelta(days=9),
+        "research-monthly",
+    )
     flag = project_budget(budget, fc, TODAY)
     # $500 spent + 10 days x $100 = $1,500 > $1,000: the 5th day (today + 4) reaches it
     assert flag.projected_total == D(1500)
@@ -128,24 +150,40 @@ def test_budget_exhaustion_by_hand() -> None:
 
 
 def test_budget_records_from_the_budgets_room() -> None:
-    b = budget_from_record({"scope": "team:research", "unit": "usd", "limit": D("250.5"),
-                            "spent": D("10"), "period_end": "2026-12-01T00:00:00Z"})
+    b = budget_from_record(
+        {
+            "scope": "team:research",
+            "unit": "usd",
+            "limit": D("250.5"),
+            "spent": D("10"),
+            "period_end": "2026-12-01T00:00:00Z",
+        }
+    )
     assert b.scope == {"team": "research"} and b.limit == D("250.5")
     assert b.period_end == date(2026, 11, 30)  # exclusive end instant -> last day inside
-    assert budget_from_record({"scope": "org:acme", "unit": "tokens", "limit": 5,
-                               "period_end": "2026-11-30"}).period_end == date(2026, 11, 30)
+    assert budget_from_record(
+        {"scope": "org:acme", "unit": "tokens", "limit": 5, "period_end": "2026-11-30"}
+    ).period_end == date(2026, 11, 30)
     with pytest.raises(ValueError, match="only usd and tokens"):
-        budget_from_record({"scope": "team:x", "unit": "requests", "limit": 5,
-                            "period_end": "2026-11-30"})
+        budget_from_record(
+            {"scope": "team:x", "unit": "requests", "limit": 5, "period_end": "2026-11-30"}
+        )
     with pytest.raises(ValueError, match="period_end"):
         budget_from_record({"scope": "team:x", "unit": "usd", "limit": 5, "period_end": None})
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_plot_writes_png_and_svg(tmp_path: Path, suffix: str) -> None:
-    rows = [{"day": (START + timedelta(days=i)).isoformat(), "team": "r",
-             "input_tokens": int(1e6 * 1.02 ** i), "output_tokens": 0,
-             "cost_nanos": int(2e6 * 1.02 ** i)} for i in range(60)]
+    rows = [
+        {
+            "day": (START + timedelta(days=i)).isoformat(),
+            "team": "r",
+            "input_tokens": int(1e6 * 1.02**i),
+            "output_tokens": 0,
+            "cost_nanos": int(2e6 * 1.02**i),
+        }
+        for i in range(60)
+    ]
     forecasts, _ = forecast(rows, ["team"], START, END, 14)
     path = plot_forecasts(forecasts, tmp_path / f"chart{suffix}")
     data = path.read_bytes()
@@ -160,8 +198,15 @@ def test_plot_writes_png_and_svg(tmp_path: Path, suffix: str) -> None:
 def test_history_starts_at_first_usage() -> None:
     # a team that started 20 days ago with +1,000 tokens/day: the 40 empty days before
     # its start must not drag the linear slope down
-    rows = [{"day": (START + timedelta(days=i)).isoformat(), "input_tokens": 1000 * (i - 39),
-             "output_tokens": 0, "cost_nanos": 0} for i in range(40, 60)]
+    rows = [
+        {
+            "day": (START + timedelta(days=i)).isoformat(),
+            "input_tokens": 1000 * (i - 39),
+            "output_tokens": 0,
+            "cost_nanos": 0,
+        }
+        for i in range(40, 60)
+    ]
     [series] = daily_series(rows, [], START, END)
     fc = forecast_series(series, "tokens", 5, model="linear")
     assert fc.start == START + timedelta(days=40) and fc.fit.n == 20

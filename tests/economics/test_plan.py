@@ -47,16 +47,16 @@ def test_agents_1b_power_and_cost() -> None:
     assert stated.cost_per_day == 141_504 * per_gpu_hour * 24
     tokens_per_day = D(10) ** 9 * 86_400
     assert stated.tokens_per_day == tokens_per_day
-    assert sig(stated.cost_per_mtok, 12) == sig(stated.cost_per_day / (tokens_per_day / 10**6),
-                                                12)
+    assert sig(stated.cost_per_mtok, 12) == sig(stated.cost_per_day / (tokens_per_day / 10**6), 12)
 
 
 def test_throughput_route_by_hand() -> None:
     # 10,000 agents x 20 tasks x 100,000 tokens = 2e10 tokens/day = 231,481.48 tok/s;
     # / (2,500 tok/s x 0.6) = 154.32 GPUs -> 20 servers of 8 = 160 GPUs
     profile = h100(throughput=2500, utilization=D("0.6"))
-    result = plan_throughput(profile, agents=D(10_000), tasks_per_day=D(20),
-                             tokens_per_task=tokens_per_task("moderate"))
+    result = plan_throughput(
+        profile, agents=D(10_000), tasks_per_day=D(20), tokens_per_task=tokens_per_task("moderate")
+    )
     assert result.tokens_per_day == D("2e10")
     assert sig(result.peak_tokens_per_s, 8) == D("231481.48")
     assert sig(result.gpus_exact, 6) == D("154.321")
@@ -65,8 +65,9 @@ def test_throughput_route_by_hand() -> None:
     per_gpu_hour = factory_cost(h100()).cost_per_hour
     assert result.cost_per_day == 160 * per_gpu_hour * 24
     # sizing for a 3x busier peak hour triples the fleet before rounding
-    peaky = plan_throughput(profile, agents=D(10_000), tasks_per_day=D(20),
-                            tokens_per_task=D(100_000), peak_factor=D(3))
+    peaky = plan_throughput(
+        profile, agents=D(10_000), tasks_per_day=D(20), tokens_per_task=D(100_000), peak_factor=D(3)
+    )
     assert sig(peaky.gpus_exact, 12) == sig(result.gpus_exact * 3, 12)
     assert peaky.cost_per_mtok > result.cost_per_mtok
 
@@ -75,36 +76,54 @@ def test_flops_route_with_fp8_and_other_server_size() -> None:
     profile = build_profile("b200", [({"gpu": "b200", "utilization": D("0.25")}, "t {key}")])
     peak = peak_flops_of(profile, "fp8")
     assert peak == D("4500e12")
-    result = plan_flops(profile, agents=D(1_000_000), tokens_per_s_per_agent=D(2),
-                        active_params=D("37e9"), peak_flops=peak, precision="fp8",
-                        gpus_per_server=72)
+    result = plan_flops(
+        profile,
+        agents=D(1_000_000),
+        tokens_per_s_per_agent=D(2),
+        active_params=D("37e9"),
+        peak_flops=peak,
+        precision="fp8",
+        gpus_per_server=72,
+    )
     # 1e6 x 2 x 2 x 37e9 / (4.5e15 x 0.25) = 131.56 -> 2 racks of 72
     assert sig(result.gpus_exact, 6) == D("131.556")
     assert (result.servers, result.gpus) == (2, 144)
 
 
 def test_presets_and_errors() -> None:
-    assert TOKENS_PER_TASK_PRESETS == {"chat": 2_000, "moderate": 100_000,
-                                       "complex": 1_000_000, "itinerary": 930_000}
+    assert TOKENS_PER_TASK_PRESETS == {
+        "chat": 2_000,
+        "moderate": 100_000,
+        "complex": 1_000_000,
+        "itinerary": 930_000,
+    }
     assert tokens_per_task("Itinerary") == 930_000
     assert tokens_per_task("1_500") == 1500
     with pytest.raises(ValueError, match="tokens_per_task: a number or one of chat"):
         tokens_per_task("huge")
     with pytest.raises(ValueError, match="throughput: required"):
-        plan_throughput(h100(), agents=D(1), tasks_per_day=D(1),
-                        tokens_per_task=D(1))
+        plan_throughput(h100(), agents=D(1), tasks_per_day=D(1), tokens_per_task=D(1))
     with pytest.raises(ValueError, match=r"precision: .* has no fp4"):
         peak_flops_of(h100(), "fp4")
     with pytest.raises(ValueError, match="agents: must be > 0"):
-        plan_flops(h100(), agents=D(0), tokens_per_s_per_agent=D(1),
-                   active_params=D(1), peak_flops=D(1))
+        plan_flops(
+            h100(), agents=D(0), tokens_per_s_per_agent=D(1), active_params=D(1), peak_flops=D(1)
+        )
 
 
 def test_plan_result_json_keys() -> None:
     stated, _ = plan_scenario(SCENARIOS["agents-1b"], h100())
     data = stated.to_dict()
-    for key in ("gpus", "servers", "mw_it", "mw_facility", "cost_per_day", "cost_per_mtok",
-                "assumptions", "mwh_per_day"):
+    for key in (
+        "gpus",
+        "servers",
+        "mw_it",
+        "mw_facility",
+        "cost_per_day",
+        "cost_per_mtok",
+        "assumptions",
+        "mwh_per_day",
+    ):
         assert key in data
     names = {a["name"] for a in data["assumptions"]}
     assert {"agents", "active_params", "peak_flops", "utilization", "pue", "capex"} <= names

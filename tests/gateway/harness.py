@@ -24,26 +24,44 @@ def config_for(openai_url: str, anthropic_url: str, **gateway: Any) -> dict[str,
     return {
         "gateway": {"ledger_flush_interval_s": 0.02, **gateway},
         "providers": {
-            "oai": {"kind": "openai", "base_url": openai_url, "api_key_env": "FAKE_OPENAI_KEY",
-                    "catalog_provider": "openai"},
-            "ant": {"kind": "anthropic", "base_url": anthropic_url,
-                    "api_key_env": "FAKE_ANTHROPIC_KEY"},
-            "box": {"kind": "openai", "base_url": openai_url, "location": "local",
-                    "api_key_env": "FAKE_OPENAI_KEY"},
+            "oai": {
+                "kind": "openai",
+                "base_url": openai_url,
+                "api_key_env": "FAKE_OPENAI_KEY",
+                "catalog_provider": "openai",
+            },
+            "ant": {
+                "kind": "anthropic",
+                "base_url": anthropic_url,
+                "api_key_env": "FAKE_ANTHROPIC_KEY",
+            },
+            "box": {
+                "kind": "openai",
+                "base_url": openai_url,
+                "location": "local",
+                "api_key_env": "FAKE_OPENAI_KEY",
+            },
         },
         "models": [
             {"name": "gpt-4o-mini", "deployments": [{"provider": "oai", "model": "gpt-4o-mini"}]},
             {"name": "gpt-4o", "deployments": [{"provider": "oai", "model": "gpt-4o"}]},
-            {"name": "text-embedding-3-small",
-             "deployments": [{"provider": "oai", "model": "text-embedding-3-small"}]},
-            {"name": "claude-sonnet", "deployments": [
-                {"provider": "ant", "model": "claude-sonnet-4-20250514"}]},
-            {"name": "claude-via-openai", "deployments": [
-                {"provider": "oai", "model": "gpt-4o"}]},
-            {"name": "gpt-via-anthropic", "deployments": [
-                {"provider": "ant", "model": "claude-sonnet-4-20250514"}]},
-            {"name": "local-llama", "deployments": [
-                {"provider": "box", "model": "fake-no-usage", "price": "box"}]},
+            {
+                "name": "text-embedding-3-small",
+                "deployments": [{"provider": "oai", "model": "text-embedding-3-small"}],
+            },
+            {
+                "name": "claude-sonnet",
+                "deployments": [{"provider": "ant", "model": "claude-sonnet-4-20250514"}],
+            },
+            {"name": "claude-via-openai", "deployments": [{"provider": "oai", "model": "gpt-4o"}]},
+            {
+                "name": "gpt-via-anthropic",
+                "deployments": [{"provider": "ant", "model": "claude-sonnet-4-20250514"}],
+            },
+            {
+                "name": "local-llama",
+                "deployments": [{"provider": "box", "model": "fake-no-usage", "price": "box"}],
+            },
             {"name": "mystery", "deployments": [{"provider": "oai", "model": "mystery-model-9"}]},
         ],
         "prices": {"box": {"input": "0.10", "output": "0.40"}},
@@ -85,11 +103,13 @@ class Harness:
 
 
 @asynccontextmanager
-async def running_gateway(db_url: str, *, config: dict[str, Any] | None = None,
-                          **gateway: Any) -> AsyncIterator[Harness]:
+async def running_gateway(
+    db_url: str, *, config: dict[str, Any] | None = None, **gateway: Any
+) -> AsyncIterator[Harness]:
     async with FakeOpenAI() as oai, FakeAnthropic() as ant:
-        settings = parse_config(config or config_for(oai.base_url, ant.base_url, **gateway),
-                                "test.toml")
+        settings = parse_config(
+            config or config_for(oai.base_url, ant.base_url, **gateway), "test.toml"
+        )
         app = build_app(settings, db_url)
         runner = GatewayRunner(app, access_log=None)  # the connection limits of `serve`
         await runner.setup()
@@ -99,7 +119,8 @@ async def running_gateway(db_url: str, *, config: dict[str, Any] | None = None,
         store = app[STORE_KEY]
         _, key = store.create_key(org="acme", team="research", user="alice", name="test")
         try:
-            yield Harness(f"http://127.0.0.1:{port}", key, settings, store, app[GATEWAY_KEY],
-                          oai, ant)
+            yield Harness(
+                f"http://127.0.0.1:{port}", key, settings, store, app[GATEWAY_KEY], oai, ant
+            )
         finally:
             await runner.cleanup()

@@ -441,9 +441,7 @@ async def test_a_refused_bomb_is_inflated_only_up_to_the_limit(
     monkeypatch.setattr(bodies.zlib, "decompressobj", Counting)
     monkeypatch.setattr(http_parser.DeflateBuffer, "__init__", counting_buffer_init)
     headers = [*openai_raw_headers(gw), (b"Content-Encoding", b"gzip")]
-    status, _, _ = await raw_request(
-        gw.url, "/v1/chat/completions", headers, gzip_bomb(200 << 20)
-    )
+    status, _, _ = await raw_request(gw.url, "/v1/chat/completions", headers, gzip_bomb(200 << 20))
     assert status == 413
     assert 0 < inflated <= gw.settings.gateway.max_body_bytes + 1
     assert aiohttp_inflaters == 0

@@ -36,11 +36,14 @@ async def test_openai_stream_without_final_blank_line_completes(gw: Harness) -> 
 async def test_anthropic_stream_without_final_blank_line_completes(gw: Harness) -> None:
     gw.anthropic.next_scenario.append("no-final-blank-line")
     client = anthropic.AsyncAnthropic(base_url=gw.url, api_key=gw.key, max_retries=0)
-    async with client, client.messages.stream(
-        model="claude-sonnet",
-        max_tokens=64,
-        messages=[{"role": "user", "content": "say something"}],
-    ) as stream:
+    async with (
+        client,
+        client.messages.stream(
+            model="claude-sonnet",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "say something"}],
+        ) as stream,
+    ):
         final = await stream.get_final_message()
         rid = stream.response.headers[REQUEST_ID]
     ev = gw.event(rid)

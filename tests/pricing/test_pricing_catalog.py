@@ -26,10 +26,24 @@ def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: 
     return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()) * 1000
 
 
-def provider(name: str = "p", *, kind: str = "openai", base_url: str = "http://127.0.0.1:9/v1",
-             catalog_provider: str | None = None, factory: str | None = None) -> Provider:
-    return Provider(name, kind, base_url, None, "cloud", catalog_provider,  # type: ignore[arg-type]
-                    factory, {})
+def provider(
+    name: str = "p",
+    *,
+    kind: str = "openai",
+    base_url: str = "http://127.0.0.1:9/v1",
+    catalog_provider: str | None = None,
+    factory: str | None = None,
+) -> Provider:
+    return Provider(
+        name,
+        kind,
+        base_url,
+        None,
+        "cloud",
+        catalog_provider,  # type: ignore[arg-type]
+        factory,
+        {},
+    )
 
 
 def deployment(model: str, catalog_provider: str | None = None, **kw: str) -> Deployment:
@@ -57,15 +71,20 @@ def genai_usage(u: Usage) -> genai_prices.Usage:
     )
 
 
-def genai_nanos(u: Usage, model: str, provider_id: str | None, ts_ms: int,
-                context: dict[str, str] | None = None) -> int:
+def genai_nanos(
+    u: Usage, model: str, provider_id: str | None, ts_ms: int, context: dict[str, str] | None = None
+) -> int:
     # Warnings are errors in this suite: a genai-prices UserWarning (unknown usage or price
     # key) would mean the comparison itself is wrong, so let it fail the test.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        calc = genai_prices.calc_price(genai_usage(u), model, provider_id=provider_id,
-                                       genai_request_timestamp=ms_to_datetime(ts_ms),
-                                       price_context=context)
+        calc = genai_prices.calc_price(
+            genai_usage(u),
+            model,
+            provider_id=provider_id,
+            genai_request_timestamp=ms_to_datetime(ts_ms),
+            price_context=context,
+        )
     return usd_to_nanos(calc.total_price)
 
 
@@ -74,41 +93,88 @@ USAGES = {
     "tiny": Usage(input_tokens=17, cached_tokens=3, output_tokens=1),
     "empty": Usage(),
     "cache-read": Usage(input_tokens=50_000, cached_tokens=42_000, output_tokens=800),
-    "cache-write-5m-1h": Usage(input_tokens=90_000, cached_tokens=10_000, cache_write_tokens=60_000,
-                               cache_write_1h_tokens=25_000, output_tokens=2_000),
-    "reasoning": Usage(input_tokens=12_345, cached_tokens=1_024, output_tokens=9_876,
-                       reasoning_tokens=7_000),
-    "audio": Usage(input_tokens=20_000, cached_tokens=2_000, audio_input_tokens=15_000,
-                   output_tokens=4_000, audio_output_tokens=3_000),
-    "over-100k": Usage(input_tokens=150_001, cached_tokens=50_000, cache_write_tokens=1_000,
-                       output_tokens=3_333),
-    "over-200k": Usage(input_tokens=250_000, cached_tokens=30_000, cache_write_tokens=20_000,
-                       cache_write_1h_tokens=5_000, output_tokens=12_345, reasoning_tokens=2_000),
+    "cache-write-5m-1h": Usage(
+        input_tokens=90_000,
+        cached_tokens=10_000,
+        cache_write_tokens=60_000,
+        cache_write_1h_tokens=25_000,
+        output_tokens=2_000,
+    ),
+    "reasoning": Usage(
+        input_tokens=12_345, cached_tokens=1_024, output_tokens=9_876, reasoning_tokens=7_000
+    ),
+    "audio": Usage(
+        input_tokens=20_000,
+        cached_tokens=2_000,
+        audio_input_tokens=15_000,
+        output_tokens=4_000,
+        audio_output_tokens=3_000,
+    ),
+    "over-100k": Usage(
+        input_tokens=150_001, cached_tokens=50_000, cache_write_tokens=1_000, output_tokens=3_333
+    ),
+    "over-200k": Usage(
+        input_tokens=250_000,
+        cached_tokens=30_000,
+        cache_write_tokens=20_000,
+        cache_write_1h_tokens=5_000,
+        output_tokens=12_345,
+        reasoning_tokens=2_000,
+    ),
     "at-200k": Usage(input_tokens=200_000, output_tokens=1),
     "over-272k": Usage(input_tokens=300_000, cached_tokens=100_000, output_tokens=50_000),
-    "huge": Usage(input_tokens=987_654_321, cached_tokens=123_456_789,
-                  cache_write_tokens=7_654_321, cache_write_1h_tokens=54_321,
-                  output_tokens=12_345_678, reasoning_tokens=2_345_678,
-                  audio_input_tokens=1_000_000, audio_output_tokens=1_000),
+    "huge": Usage(
+        input_tokens=987_654_321,
+        cached_tokens=123_456_789,
+        cache_write_tokens=7_654_321,
+        cache_write_1h_tokens=54_321,
+        output_tokens=12_345_678,
+        reasoning_tokens=2_345_678,
+        audio_input_tokens=1_000_000,
+        audio_output_tokens=1_000,
+    ),
 }
 
 MODELS = [
-    ("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("openai", "gpt-4.1"), ("openai", "o3"),
-    ("openai", "o4-mini"), ("openai", "gpt-5"), ("openai", "gpt-5-mini"), ("openai", "gpt-5.4"),
-    ("openai", "gpt-5.5-pro"), ("openai", "gpt-realtime"), ("openai", "gpt-audio"),
-    ("openai", "gpt-4o-realtime-preview"), ("openai", "text-embedding-3-small"),
-    ("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-opus-4-6"),
-    ("anthropic", "claude-haiku-5-5"), ("anthropic", "claude-3-5-haiku-latest"),
-    ("anthropic", "claude-opus-4-1"), ("anthropic", "claude-sonnet-4-6"),
-    ("google", "gemini-2.5-pro"), ("google", "gemini-2.5-flash"), ("google", "gemini-1.5-pro"),
-    ("google", "gemini-3-pro-preview"), ("google", "gemini-2.0-flash"),
+    ("openai", "gpt-4o"),
+    ("openai", "gpt-4o-mini"),
+    ("openai", "gpt-4.1"),
+    ("openai", "o3"),
+    ("openai", "o4-mini"),
+    ("openai", "gpt-5"),
+    ("openai", "gpt-5-mini"),
+    ("openai", "gpt-5.4"),
+    ("openai", "gpt-5.5-pro"),
+    ("openai", "gpt-realtime"),
+    ("openai", "gpt-audio"),
+    ("openai", "gpt-4o-realtime-preview"),
+    ("openai", "text-embedding-3-small"),
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-opus-4-6"),
+    ("anthropic", "claude-haiku-5-5"),
+    ("anthropic", "claude-3-5-haiku-latest"),
+    ("anthropic", "claude-opus-4-1"),
+    ("anthropic", "claude-sonnet-4-6"),
+    ("google", "gemini-2.5-pro"),
+    ("google", "gemini-2.5-flash"),
+    ("google", "gemini-1.5-pro"),
+    ("google", "gemini-3-pro-preview"),
+    ("google", "gemini-2.0-flash"),
     ("google", "claude-sonnet-4-5"),
-    ("deepseek", "deepseek-chat"), ("deepseek", "deepseek-reasoner"),
-    ("mistral", "mistral-large-latest"), ("mistral", "mistral-small-latest"),
-    ("x-ai", "grok-4"), ("x-ai", "grok-3-mini"), ("groq", "llama-3.3-70b-versatile"),
-    ("perplexity", "sonar"), ("perplexity", "sonar-pro"), ("perplexity", "sonar-deep-research"),
-    ("aws", "amazon.nova-sonic-v1:0"), ("aws", "anthropic.claude-3-5-sonnet-20241022-v2:0"),
-    ("azure", "gpt-4o"), ("openrouter", "anthropic/claude-sonnet-4.5"),
+    ("deepseek", "deepseek-chat"),
+    ("deepseek", "deepseek-reasoner"),
+    ("mistral", "mistral-large-latest"),
+    ("mistral", "mistral-small-latest"),
+    ("x-ai", "grok-4"),
+    ("x-ai", "grok-3-mini"),
+    ("groq", "llama-3.3-70b-versatile"),
+    ("perplexity", "sonar"),
+    ("perplexity", "sonar-pro"),
+    ("perplexity", "sonar-deep-research"),
+    ("aws", "amazon.nova-sonic-v1:0"),
+    ("aws", "anthropic.claude-3-5-sonnet-20241022-v2:0"),
+    ("azure", "gpt-4o"),
+    ("openrouter", "anthropic/claude-sonnet-4.5"),
     ("openrouter", "google/gemini-2.5-pro"),
     ("together", "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
     ("cohere", "command-r-plus"),
@@ -168,8 +234,13 @@ def test_random_usages_match_genai_prices(book: PriceBook) -> None:
     rng = random.Random(20261128)
     for _ in range(1_500):
         provider_id, model = rng.choice(MODELS)
-        i = rng.choice([rng.randrange(0, 1_000), rng.randrange(0, 400_000),
-                        rng.choice([100_000, 128_000, 200_000, 272_000]) + rng.randrange(-1, 2)])
+        i = rng.choice(
+            [
+                rng.randrange(0, 1_000),
+                rng.randrange(0, 400_000),
+                rng.choice([100_000, 128_000, 200_000, 272_000]) + rng.randrange(-1, 2),
+            ]
+        )
         c = rng.randrange(0, i + 1)
         w = rng.randrange(0, i - c + 1)
         w1 = rng.randrange(0, w + 1)
@@ -203,8 +274,11 @@ def test_dated_price_change_o3(book: PriceBook) -> None:
     assert after.cost_nanos == 10_000_000_000  # $2 in + $8 out
     # Alternate old and new, with and without price variants, so that the per-window caches
     # are exercised in both directions.
-    contexts: list[dict[str, str] | None] = [None, {"service_tier": "flex"},
-                                             {"service_tier": "priority"}]
+    contexts: list[dict[str, str] | None] = [
+        None,
+        {"service_tier": "flex"},
+        {"service_tier": "priority"},
+    ]
     for ts in (ms(2025, 6, 10, 5), ms(2025, 6, 1), ms(2026, 1, 1), ms(2024, 1, 1)):
         for context in contexts:
             got = book.price(dep, usage, ts, price_context=context).cost_nanos
@@ -228,8 +302,11 @@ def test_time_of_day_prices_deepseek(book: PriceBook) -> None:
         dep = deployment(model, "deepseek")
         day = ms(2026, 11, 28)
         instants = [day + minute * 60_000 for minute in range(0, 24 * 60, 15)]
-        edges = [ms(2026, 11, 28, h, m) + d for h, m in ((0, 30), (16, 30), (1, 0), (4, 0),
-                                                         (6, 0), (10, 0)) for d in (-1, 0, 1)]
+        edges = [
+            ms(2026, 11, 28, h, m) + d
+            for h, m in ((0, 30), (16, 30), (1, 0), (4, 0), (6, 0), (10, 0))
+            for d in (-1, 0, 1)
+        ]
         edges += [ms(2026, 8, 17) + d for d in (-1, 0)]
         seen = set()
         for ts in [*instants, *edges, *reversed(instants)]:
@@ -242,9 +319,12 @@ def test_time_of_day_prices_deepseek(book: PriceBook) -> None:
 def test_price_context_variants(book: PriceBook) -> None:
     usage = USAGES["reasoning"]
     ts = ms(2026, 11, 28, 12)
-    cases = [("openai", "gpt-5", {"service_tier": "flex"}), ("openai", "gpt-5", {"service_tier":
-             "priority"}), ("openai", "gpt-4o", {"processing": "batch"}),
-             ("anthropic", "claude-sonnet-4-5", {"processing": "batch"})]
+    cases = [
+        ("openai", "gpt-5", {"service_tier": "flex"}),
+        ("openai", "gpt-5", {"service_tier": "priority"}),
+        ("openai", "gpt-4o", {"processing": "batch"}),
+        ("anthropic", "claude-sonnet-4-5", {"processing": "batch"}),
+    ]
     for provider_id, model, context in cases:
         dep = deployment(model, provider_id)
         priced = book.price(dep, usage, ts, price_context=context)
@@ -268,21 +348,47 @@ def test_price_context_variants(book: PriceBook) -> None:
 # -- provider inference -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("prov", "model", "source"), [
-    (provider("oa", base_url="https://api.openai.com/v1"), "gpt-4o", "openai/gpt-4o"),
-    (provider("claude", kind="anthropic", base_url="https://llm-proxy.internal"),
-     "claude-sonnet-4-5", "anthropic/claude-sonnet-4-5"),
-    (provider("or", base_url="https://openrouter.ai/api/v1"), "anthropic/claude-sonnet-4.5",
-     "openrouter/anthropic/claude-sonnet-4.5"),
-    (provider("az", base_url="https://myco.openai.azure.com/openai"), "gpt-4o", "azure/gpt-4o"),
-    (provider("groq", base_url="http://127.0.0.1:9/v1"), "llama-3.3-70b-versatile",
-     "groq/llama-3.3-70b-versatile"),
-    (provider("my-proxy", base_url="http://127.0.0.1:9/v1"), "gemini-2.5-pro",
-     "google/gemini-2.5-pro"),
-    (provider("oa", base_url="https://api.openai.com/v1", catalog_provider="azure"), "gpt-4o",
-     "azure/gpt-4o"),
-], ids=["base-url", "anthropic-kind", "openrouter-url", "azure-url", "name", "model-id",
-        "catalog-provider-wins"])
+@pytest.mark.parametrize(
+    ("prov", "model", "source"),
+    [
+        (provider("oa", base_url="https://api.openai.com/v1"), "gpt-4o", "openai/gpt-4o"),
+        (
+            provider("claude", kind="anthropic", base_url="https://llm-proxy.internal"),
+            "claude-sonnet-4-5",
+            "anthropic/claude-sonnet-4-5",
+        ),
+        (
+            provider("or", base_url="https://openrouter.ai/api/v1"),
+            "anthropic/claude-sonnet-4.5",
+            "openrouter/anthropic/claude-sonnet-4.5",
+        ),
+        (provider("az", base_url="https://myco.openai.azure.com/openai"), "gpt-4o", "azure/gpt-4o"),
+        (
+            provider("groq", base_url="http://127.0.0.1:9/v1"),
+            "llama-3.3-70b-versatile",
+            "groq/llama-3.3-70b-versatile",
+        ),
+        (
+            provider("my-proxy", base_url="http://127.0.0.1:9/v1"),
+            "gemini-2.5-pro",
+            "google/gemini-2.5-pro",
+        ),
+        (
+            provider("oa", base_url="https://api.openai.com/v1", catalog_provider="azure"),
+            "gpt-4o",
+            "azure/gpt-4o",
+        ),
+    ],
+    ids=[
+        "base-url",
+        "anthropic-kind",
+        "openrouter-url",
+        "azure-url",
+        "name",
+        "model-id",
+        "catalog-provider-wins",
+    ],
+)
 def test_catalog_provider_inference(prov: Provider, model: str, source: str) -> None:
     priced = PriceBook().price(Deployment(prov, model, None, None), USAGES["plain"], ms(2026, 1, 1))
     assert priced.source == f"{CATALOG_VERSION}:{source}"
@@ -290,17 +396,26 @@ def test_catalog_provider_inference(prov: Provider, model: str, source: str) -> 
 
 
 def test_catalog_provider_from_settings() -> None:
-    settings = parse_config({
-        "providers": {"eu": {"kind": "openai", "base_url": "https://gw.example.eu/v1",
-                             "catalog_provider": "mistral"}},
-        "models": [{"name": "m", "deployments": [{"provider": "eu",
-                                                  "model": "mistral-large-latest"}]}],
-    })
+    settings = parse_config(
+        {
+            "providers": {
+                "eu": {
+                    "kind": "openai",
+                    "base_url": "https://gw.example.eu/v1",
+                    "catalog_provider": "mistral",
+                }
+            },
+            "models": [
+                {"name": "m", "deployments": [{"provider": "eu", "model": "mistral-large-latest"}]}
+            ],
+        }
+    )
     dep = settings.models["m"].deployments[0]
     priced = PriceBook.from_settings(settings).price(dep, USAGES["plain"], ms(2026, 1, 1))
     assert priced.source == f"{CATALOG_VERSION}:mistral/mistral-large"
-    assert priced.cost_nanos == genai_nanos(USAGES["plain"], "mistral-large-latest", "mistral",
-                                            ms(2026, 1, 1))
+    assert priced.cost_nanos == genai_nanos(
+        USAGES["plain"], "mistral-large-latest", "mistral", ms(2026, 1, 1)
+    )
 
 
 # -- unknown prices -------------------------------------------------------------------------------
@@ -308,8 +423,9 @@ def test_catalog_provider_from_settings() -> None:
 
 def test_unknown_model_is_none_with_warning_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     book = PriceBook()
-    dep = Deployment(provider("acme", base_url="https://api.openai.com/v1"), "gpt-nonexistent-9",
-                     None, None)
+    dep = Deployment(
+        provider("acme", base_url="https://api.openai.com/v1"), "gpt-nonexistent-9", None, None
+    )
     with caplog.at_level(logging.WARNING, logger="tokenomy.pricing"):
         results = [book.price(dep, USAGES["plain"], ms(2026, 1, 1)) for _ in range(5)]
         assert book.max_cost_nanos(dep, 1_000, 1_000, ms(2026, 1, 1)) is None
@@ -336,8 +452,9 @@ def test_model_without_token_prices_is_not_silently_free() -> None:
 
 
 def test_catalog_model_without_any_price_is_free_with_a_warning() -> None:
-    priced = PriceBook().price(deployment("gpt-4o", "github-copilot"), USAGES["plain"],
-                               ms(2026, 11, 28))
+    priced = PriceBook().price(
+        deployment("gpt-4o", "github-copilot"), USAGES["plain"], ms(2026, 11, 28)
+    )
     assert priced.cost_nanos == 0
     assert priced.source == f"{CATALOG_VERSION}:github-copilot/gpt-4o"
     assert "free" in priced.warning
@@ -359,7 +476,8 @@ def test_cached_audio_overlap_is_reported_not_guessed() -> None:
 
 def test_model_info_types_stay_as_expected() -> None:
     """Guards the assumptions compile_model_price relies on in the pinned catalog."""
-    info = data_snapshot.get_snapshot().find_provider_model("claude-sonnet-4-5", None, "anthropic",
-                                                            None)[1]
+    info = data_snapshot.get_snapshot().find_provider_model(
+        "claude-sonnet-4-5", None, "anthropic", None
+    )[1]
     assert isinstance(info.prices, types.ModelPrice)
     assert isinstance(info.prices.cache_write_1h_mtok, types.TieredPrices)

@@ -18,16 +18,36 @@ from tokenomy.types import Usage
 TS = int(datetime(2026, 11, 28, 12, tzinfo=UTC).timestamp() * 1000)
 
 
-def provider(name: str = "p", *, factory: str | None = None, catalog_provider: str | None = None,
-             kind: str = "openai") -> Provider:
-    return Provider(name, kind, "http://127.0.0.1:9/v1", None, "local",  # type: ignore[arg-type]
-                    catalog_provider, factory, {})
+def provider(
+    name: str = "p",
+    *,
+    factory: str | None = None,
+    catalog_provider: str | None = None,
+    kind: str = "openai",
+) -> Provider:
+    return Provider(
+        name,
+        kind,
+        "http://127.0.0.1:9/v1",
+        None,
+        "local",  # type: ignore[arg-type]
+        catalog_provider,
+        factory,
+        {},
+    )
 
 
-def dep(model: str = "m", *, price: str | None = None, factory: str | None = None,
-        provider_factory: str | None = None, catalog_provider: str | None = None) -> Deployment:
-    return Deployment(provider(factory=provider_factory, catalog_provider=catalog_provider),
-                      model, price, factory)
+def dep(
+    model: str = "m",
+    *,
+    price: str | None = None,
+    factory: str | None = None,
+    provider_factory: str | None = None,
+    catalog_provider: str | None = None,
+) -> Deployment:
+    return Deployment(
+        provider(factory=provider_factory, catalog_provider=catalog_provider), model, price, factory
+    )
 
 
 def section(**kw: Any) -> PriceSection:
@@ -38,13 +58,19 @@ def section(**kw: Any) -> PriceSection:
 
 
 def test_custom_price_from_toml_exact_nanos() -> None:
-    settings = parse_config({
-        "providers": {"corp": {"kind": "openai", "base_url": "https://llm.corp.example/v1"}},
-        "models": [{"name": "neg", "deployments": [{"provider": "corp", "model": "gpt-4o",
-                                                    "price": "negotiated"}]}],
-        # TOML floats; the config goes through repr so 0.3 stays 0.3.
-        "prices": {"negotiated": {"input": 3, "output": 15, "cache_read": 0.3}},
-    })
+    settings = parse_config(
+        {
+            "providers": {"corp": {"kind": "openai", "base_url": "https://llm.corp.example/v1"}},
+            "models": [
+                {
+                    "name": "neg",
+                    "deployments": [{"provider": "corp", "model": "gpt-4o", "price": "negotiated"}],
+                }
+            ],
+            # TOML floats; the config goes through repr so 0.3 stays 0.3.
+            "prices": {"negotiated": {"input": 3, "output": 15, "cache_read": 0.3}},
+        }
+    )
     book = PriceBook.from_settings(settings)
     usage = Usage(input_tokens=1_234_567, cached_tokens=200_000, output_tokens=5_000)
     priced = book.price(settings.models["neg"].deployments[0], usage, TS)
@@ -55,12 +81,27 @@ def test_custom_price_from_toml_exact_nanos() -> None:
 
 
 def test_custom_price_every_bucket_once() -> None:
-    book = PriceBook({"anthropic-deal": section(input=3, output=15, cache_read="0.3",
-                                                cache_write="3.75", cache_write_1h=6,
-                                                per_request="0.001")})
-    usage = Usage(input_tokens=100_000, cached_tokens=40_000, cache_write_tokens=30_000,
-                  cache_write_1h_tokens=10_000, output_tokens=2_000, reasoning_tokens=1_500,
-                  audio_input_tokens=5_000)
+    book = PriceBook(
+        {
+            "anthropic-deal": section(
+                input=3,
+                output=15,
+                cache_read="0.3",
+                cache_write="3.75",
+                cache_write_1h=6,
+                per_request="0.001",
+            )
+        }
+    )
+    usage = Usage(
+        input_tokens=100_000,
+        cached_tokens=40_000,
+        cache_write_tokens=30_000,
+        cache_write_1h_tokens=10_000,
+        output_tokens=2_000,
+        reasoning_tokens=1_500,
+        audio_input_tokens=5_000,
+    )
     # uncached 30,000 x 3 = 90,000 µ$; reads 40,000 x 0.3 = 12,000; 5-minute writes
     # 20,000 x 3.75 = 75,000; 1-hour writes 10,000 x 6 = 60,000; output (reasoning inside)
     # 2,000 x 15 = 30,000; total 267,000 µ$ + $0.001 per request.
@@ -68,8 +109,13 @@ def test_custom_price_every_bucket_once() -> None:
 
 
 def test_custom_price_defaults() -> None:
-    usage = Usage(input_tokens=100_000, cached_tokens=40_000, cache_write_tokens=30_000,
-                  cache_write_1h_tokens=10_000, output_tokens=2_000)
+    usage = Usage(
+        input_tokens=100_000,
+        cached_tokens=40_000,
+        cache_write_tokens=30_000,
+        cache_write_1h_tokens=10_000,
+        output_tokens=2_000,
+    )
     # No cache prices: every input token at the input price, nothing invented.
     book = PriceBook({"flat": section(input=2, output=8)})
     assert book.price(dep(price="flat"), usage, TS).cost_nanos == 200_000_000 + 16_000_000
@@ -80,22 +126,28 @@ def test_custom_price_defaults() -> None:
 
 
 def test_rounding_once_half_even() -> None:
-    book = PriceBook({"tiny": section(input="0.0015", output="0.0005"),
-                      "halves": section(input="0.0005", output="0.0005")})
+    book = PriceBook(
+        {
+            "tiny": section(input="0.0015", output="0.0005"),
+            "halves": section(input="0.0005", output="0.0005"),
+        }
+    )
     cases = {1: 2, 3: 4, 5: 8, 0: 0}  # 1.5 → 2, 4.5 → 4, 7.5 → 8
     for tokens, nanos in cases.items():
         assert book.price(dep(price="tiny"), Usage(input_tokens=tokens), TS).cost_nanos == nanos
     # Half a nano-dollar of input plus half of output is one nano-dollar, not 0 + 0.
-    assert book.price(dep(price="halves"), Usage(input_tokens=1, output_tokens=1),
-                      TS).cost_nanos == 1
+    assert (
+        book.price(dep(price="halves"), Usage(input_tokens=1, output_tokens=1), TS).cost_nanos == 1
+    )
 
 
 def test_precise_prices_stay_exact() -> None:
     book = PriceBook({"odd": section(input="0.0375", output="1.234567891")})
     usage = Usage(input_tokens=987_654_321, output_tokens=123_456_789)
     # 987,654,321 x 0.0375 = 37,037,037.0375 µ$; 123,456,789 x 1.234567891 µ$ = 152,415,787.6...
-    expected = (Decimal(987_654_321) * Decimal("0.0375")
-                + Decimal(123_456_789) * Decimal("1.234567891")) / 1_000_000
+    expected = (
+        Decimal(987_654_321) * Decimal("0.0375") + Decimal(123_456_789) * Decimal("1.234567891")
+    ) / 1_000_000
     assert book.price(dep(price="odd"), usage, TS).cost_nanos == usd_to_nanos(expected)
 
 
@@ -117,8 +169,9 @@ def test_factory_pricing() -> None:
     assert book.price(dep(factory="rack"), usage, TS) == Priced(240_000_000, "factory:rack")
     assert book.price(dep(provider_factory="rack"), usage, TS).source == "factory:rack"
     # The deployment's factory beats its provider's; a custom price beats both.
-    assert book.price(dep(factory="edge", provider_factory="rack"), usage, TS).source == \
-        "factory:edge"
+    assert (
+        book.price(dep(factory="edge", provider_factory="rack"), usage, TS).source == "factory:edge"
+    )
     book = PriceBook({"deal": section(input=1, output=1)}, FACTORY)
     assert book.price(dep(price="deal", factory="rack"), usage, TS).source == "custom:deal"
 
@@ -129,8 +182,9 @@ def test_negative_factory_cost_is_rejected() -> None:
 
 
 def test_factory_without_known_cost_is_not_priced_from_the_cloud_catalog() -> None:
-    priced = PriceBook().price(dep("gpt-4o", factory="rack", catalog_provider="openai"),
-                               Usage(input_tokens=10), TS)
+    priced = PriceBook().price(
+        dep("gpt-4o", factory="rack", catalog_provider="openai"), Usage(input_tokens=10), TS
+    )
     assert priced.cost_nanos is None and priced.source == ""
     assert "factory 'rack'" in priced.warning
 
@@ -138,13 +192,16 @@ def test_factory_without_known_cost_is_not_priced_from_the_cloud_catalog() -> No
 # -- inconsistent usage ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("usage", "needle"), [
-    # Anthropic's raw input_tokens excludes cache reads: not normalised to our convention.
-    (Usage(input_tokens=10, cached_tokens=5_000, output_tokens=5), "cached_tokens"),
-    (Usage(input_tokens=10, cache_write_tokens=5, cache_write_1h_tokens=6), "cache_write_1h"),
-    (Usage(input_tokens=10, output_tokens=5, reasoning_tokens=6), "reasoning_tokens"),
-    (Usage(input_tokens=-1), "negative"),
-])
+@pytest.mark.parametrize(
+    ("usage", "needle"),
+    [
+        # Anthropic's raw input_tokens excludes cache reads: not normalised to our convention.
+        (Usage(input_tokens=10, cached_tokens=5_000, output_tokens=5), "cached_tokens"),
+        (Usage(input_tokens=10, cache_write_tokens=5, cache_write_1h_tokens=6), "cache_write_1h"),
+        (Usage(input_tokens=10, output_tokens=5, reasoning_tokens=6), "reasoning_tokens"),
+        (Usage(input_tokens=-1), "negative"),
+    ],
+)
 def test_inconsistent_usage_is_not_priced(usage: Usage, needle: str) -> None:
     book = PriceBook({"deal": section(input=1, output=1)})
     for d in (dep(price="deal"), dep("claude-sonnet-4-5", catalog_provider="anthropic")):
@@ -154,11 +211,15 @@ def test_inconsistent_usage_is_not_priced(usage: Usage, needle: str) -> None:
 
 
 def test_warnings_logged_once_per_provider_and_model(caplog: pytest.LogCaptureFixture) -> None:
-    settings = parse_config({
-        "providers": {"oa": {"kind": "openai", "base_url": "https://api.openai.com/v1"}},
-        "models": [{"name": "x", "deployments": [{"provider": "oa", "model": "no-such-model"}]},
-                   {"name": "y", "deployments": [{"provider": "oa", "model": "no-such-model"}]}],
-    })
+    settings = parse_config(
+        {
+            "providers": {"oa": {"kind": "openai", "base_url": "https://api.openai.com/v1"}},
+            "models": [
+                {"name": "x", "deployments": [{"provider": "oa", "model": "no-such-model"}]},
+                {"name": "y", "deployments": [{"provider": "oa", "model": "no-such-model"}]},
+            ],
+        }
+    )
     with caplog.at_level(logging.WARNING, logger="tokenomy.pricing"):
         book = PriceBook.from_settings(settings)  # resolved and reported at start-up
         assert len(caplog.records) == 1
@@ -206,14 +267,24 @@ MAX_COST_DEPLOYMENTS = [
 ]
 
 
-@pytest.mark.parametrize("d", MAX_COST_DEPLOYMENTS,
-                         ids=[d.price or d.factory or d.model for d in MAX_COST_DEPLOYMENTS])
+@pytest.mark.parametrize(
+    "d", MAX_COST_DEPLOYMENTS, ids=[d.price or d.factory or d.model for d in MAX_COST_DEPLOYMENTS]
+)
 def test_max_cost_bounds_every_usage_within_limits(d: Deployment) -> None:
-    book = PriceBook({"deal": section(input="1.1", output="4.4", cache_write="1.375",
-                                      cache_write_1h="2.2", per_request="0.0004")}, FACTORY)
+    book = PriceBook(
+        {
+            "deal": section(
+                input="1.1",
+                output="4.4",
+                cache_write="1.375",
+                cache_write_1h="2.2",
+                per_request="0.0004",
+            )
+        },
+        FACTORY,
+    )
     rng = random.Random(7)
-    for input_limit in (0, 1, 999, 100_000, 128_000, 199_999, 200_000, 200_001, 272_001,
-                        1_000_000):
+    for input_limit in (0, 1, 999, 100_000, 128_000, 199_999, 200_000, 200_001, 272_001, 1_000_000):
         for output_limit in (0, 1, 4_096, 64_000):
             ts = TS + rng.randrange(0, 86_400_000)
             bound = book.max_cost_nanos(d, input_limit, output_limit, ts)
@@ -227,8 +298,9 @@ def test_max_cost_bounds_every_usage_within_limits(d: Deployment) -> None:
 
 
 def test_max_cost_values() -> None:
-    book = PriceBook({"deal": section(input=3, output=15),
-                      "tiny": section(input="0.0015", output=0)}, FACTORY)
+    book = PriceBook(
+        {"deal": section(input=3, output=15), "tiny": section(input="0.0015", output=0)}, FACTORY
+    )
     # Custom without cache prices: $3 x 1,000 + $15 x 500 per million.
     assert book.max_cost_nanos(dep(price="deal"), 1_000, 500, TS) == 10_500_000
     # Rounded up, never below what price() can charge.

@@ -38,55 +38,113 @@ def delta_ev(index: int, delta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 # streamed as JSON fragments; a ping; input counted at message_start, output at
 # message_delta.
 TOOL_STREAM = [
-    ev({"type": "message_start", "message": {
-        "id": "msg_01Wx3PKm7zQfh9eTtAqT7RLs", "type": "message", "role": "assistant",
-        "model": "claude-sonnet-4-5-20250929", "content": [], "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 377, "cache_creation_input_tokens": 0,
-                  "cache_read_input_tokens": 0, "output_tokens": 1,
-                  "service_tier": "standard"}}}),
-    ev({"type": "content_block_start", "index": 0,
-        "content_block": {"type": "text", "text": ""}}),
+    ev(
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_01Wx3PKm7zQfh9eTtAqT7RLs",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5-20250929",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 377,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": 1,
+                    "service_tier": "standard",
+                },
+            },
+        }
+    ),
+    ev({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
     ev({"type": "ping"}),
     delta_ev(0, {"type": "text_delta", "text": "I"}),
     delta_ev(0, {"type": "text_delta", "text": "'ll look up Lyon."}),
     ev({"type": "content_block_stop", "index": 0}),
-    ev({"type": "content_block_start", "index": 1, "content_block": {
-        "type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather",
-        "caller": {"type": "direct"}, "input": {}}}),
+    ev(
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {
+                "type": "tool_use",
+                "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                "name": "get_weather",
+                "caller": {"type": "direct"},
+                "input": {},
+            },
+        }
+    ),
     delta_ev(1, {"type": "input_json_delta", "partial_json": ""}),
     delta_ev(1, {"type": "input_json_delta", "partial_json": '{"ci'}),
     delta_ev(1, {"type": "input_json_delta", "partial_json": 'ty": "Ly'}),
     delta_ev(1, {"type": "input_json_delta", "partial_json": 'on"}'}),
     ev({"type": "content_block_stop", "index": 1}),
-    ev({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-        "usage": {"output_tokens": 65}}),
+    ev(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": 65},
+        }
+    ),
     ev({"type": "message_stop"}),
 ]
 
 # Extended thinking and prompt caching; message_delta repeats final cumulative counts.
 THINKING_STREAM = [
-    ev({"type": "message_start", "message": {
-        "id": "msg_01ThinkCache", "type": "message", "role": "assistant", "content": [],
-        "model": "claude-opus-4-1", "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 25, "cache_creation_input_tokens": 10,
-                  "cache_read_input_tokens": 5,
-                  "cache_creation": {"ephemeral_5m_input_tokens": 10,
-                                     "ephemeral_1h_input_tokens": 0},
-                  "output_tokens": 1, "service_tier": "standard"}}}),
-    ev({"type": "content_block_start", "index": 0,
-        "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+    ev(
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_01ThinkCache",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": "claude-opus-4-1",
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 25,
+                    "cache_creation_input_tokens": 10,
+                    "cache_read_input_tokens": 5,
+                    "cache_creation": {
+                        "ephemeral_5m_input_tokens": 10,
+                        "ephemeral_1h_input_tokens": 0,
+                    },
+                    "output_tokens": 1,
+                    "service_tier": "standard",
+                },
+            },
+        }
+    ),
+    ev(
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+        }
+    ),
     delta_ev(0, {"type": "thinking_delta", "thinking": "Two plus two."}),
     delta_ev(0, {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxB"}),
     ev({"type": "content_block_stop", "index": 0}),
-    ev({"type": "content_block_start", "index": 1,
-        "content_block": {"type": "text", "text": ""}}),
+    ev({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
     delta_ev(1, {"type": "text_delta", "text": "4"}),
     ev({"type": "content_block_stop", "index": 1}),
-    ev({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"input_tokens": 40, "cache_creation_input_tokens": 12,
-                  "cache_read_input_tokens": 7, "output_tokens": 8,
-                  "output_tokens_details": {"thinking_tokens": 3}}}),
+    ev(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {
+                "input_tokens": 40,
+                "cache_creation_input_tokens": 12,
+                "cache_read_input_tokens": 7,
+                "output_tokens": 8,
+                "output_tokens_details": {"thinking_tokens": 3},
+            },
+        }
+    ),
     ev({"type": "message_stop"}),
 ]
 
@@ -106,10 +164,18 @@ def run_anthropic(
     return stream, chunks
 
 
-def chunk(delta: dict[str, Any], finish: str | None = None, *, usage: bool = True,
-          cid: str = "chatcmpl-msg_01Wx3PKm7zQfh9eTtAqT7RLs") -> dict[str, Any]:
+def chunk(
+    delta: dict[str, Any],
+    finish: str | None = None,
+    *,
+    usage: bool = True,
+    cid: str = "chatcmpl-msg_01Wx3PKm7zQfh9eTtAqT7RLs",
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": "sonnet",
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": "sonnet",
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
     if usage:
@@ -123,24 +189,44 @@ def test_tool_stream_with_usage() -> None:
         chunk({"role": "assistant", "content": "", "refusal": None}),
         chunk({"content": "I"}),
         chunk({"content": "'ll look up Lyon."}),
-        chunk({"tool_calls": [{"index": 0, "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
-                               "type": "function",
-                               "function": {"name": "get_weather", "arguments": ""}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""},
+                    }
+                ]
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"ci'}}]}),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Ly'}}]}),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'on"}'}}]}),
         chunk({}, "tool_calls"),
         {
-            "id": "chatcmpl-msg_01Wx3PKm7zQfh9eTtAqT7RLs", "object": "chat.completion.chunk",
-            "created": CREATED, "model": "sonnet", "choices": [],
-            "usage": {"prompt_tokens": 377, "completion_tokens": 65, "total_tokens": 442,
-                      "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}},
+            "id": "chatcmpl-msg_01Wx3PKm7zQfh9eTtAqT7RLs",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": "sonnet",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 377,
+                "completion_tokens": 65,
+                "total_tokens": 442,
+                "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            },
         },
     ]
     assert stream.finished
-    assert stream.usage() == {"input_tokens": 377, "cache_creation_input_tokens": 0,
-                              "cache_read_input_tokens": 0, "output_tokens": 65,
-                              "service_tier": "standard"}
+    assert stream.usage() == {
+        "input_tokens": 377,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 65,
+        "service_tier": "standard",
+    }
 
 
 def test_the_openai_sdk_accumulates_the_translated_stream() -> None:
@@ -173,26 +259,42 @@ def test_thinking_and_cache_usage_merge_across_events() -> None:
         chunk({"reasoning_content": "Two plus two."}, cid=cid),
         chunk({"content": "4"}, cid=cid),
         chunk({}, "stop", cid=cid),
-        {"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": "sonnet",
-         "choices": [],
-         # message_delta's cumulative counts overwrite message_start's.
-         "usage": {"prompt_tokens": 40 + 7 + 12, "completion_tokens": 8,
-                   "total_tokens": 40 + 7 + 12 + 8,
-                   "prompt_tokens_details": {"cached_tokens": 7, "cache_write_tokens": 12},
-                   "completion_tokens_details": {"reasoning_tokens": 3}}},
+        {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": "sonnet",
+            "choices": [],
+            # message_delta's cumulative counts overwrite message_start's.
+            "usage": {
+                "prompt_tokens": 40 + 7 + 12,
+                "completion_tokens": 8,
+                "total_tokens": 40 + 7 + 12 + 8,
+                "prompt_tokens_details": {"cached_tokens": 7, "cache_write_tokens": 12},
+                "completion_tokens_details": {"reasoning_tokens": 3},
+            },
+        },
     ]
     usage = stream.usage()
     assert usage is not None
     # The 5m/1h split only comes with message_start; it survives the merge.
-    assert usage["cache_creation"] == {"ephemeral_5m_input_tokens": 10,
-                                       "ephemeral_1h_input_tokens": 0}
+    assert usage["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 10,
+        "ephemeral_1h_input_tokens": 0,
+    }
     assert usage["input_tokens"] == 40
 
 
-@pytest.mark.parametrize(("stop_reason", "finish"), [
-    ("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"),
-    ("refusal", "content_filter"), ("model_context_window_exceeded", "length"),
-])
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("refusal", "content_filter"),
+        ("model_context_window_exceeded", "length"),
+    ],
+)
 def test_finish_reasons(stop_reason: str, finish: str) -> None:
     events = [e for e in THINKING_STREAM]
     name, delta = events[-2]
@@ -233,8 +335,9 @@ def test_cut_streams() -> None:
 # ------------------------------------------------------------ OpenAI chunks → Anthropic
 
 
-def oc(delta: dict[str, Any] | None, finish: str | None = None,
-       usage: dict[str, Any] | None = None) -> dict[str, Any]:
+def oc(
+    delta: dict[str, Any] | None, finish: str | None = None, usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A gpt-4.1 stream chunk as the API sends it with include_usage."""
     return {
         "id": "chatcmpl-BX2p7fsJ8nD4uTkVfbGe",
@@ -243,31 +346,55 @@ def oc(delta: dict[str, Any] | None, finish: str | None = None,
         "model": "gpt-4.1-2025-04-14",
         "service_tier": "default",
         "system_fingerprint": "fp_b3f1157249",
-        "choices": [] if delta is None else [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "choices": []
+        if delta is None
+        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         "usage": usage,
     }
 
 
 OPENAI_USAGE: dict[str, Any] = {
-    "prompt_tokens": 2006, "completion_tokens": 31, "total_tokens": 2037,
+    "prompt_tokens": 2006,
+    "completion_tokens": 31,
+    "total_tokens": 2037,
     "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
-    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                  "accepted_prediction_tokens": 0,
-                                  "rejected_prediction_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
 }
-ANTHROPIC_USAGE = {"input_tokens": 86, "cache_creation_input_tokens": 0,
-                   "cache_read_input_tokens": 1920, "output_tokens": 31,
-                   "output_tokens_details": {"thinking_tokens": 0}}
-MESSAGE_START = ("message_start", {"type": "message_start", "message": {
-    "id": "msg_chatcmpl-BX2p7fsJ8nD4uTkVfbGe", "type": "message", "role": "assistant",
-    "model": "claude-sonnet-4-5", "content": [], "stop_reason": None, "stop_sequence": None,
-    "usage": {"input_tokens": 0, "output_tokens": 0}}})
+ANTHROPIC_USAGE = {
+    "input_tokens": 86,
+    "cache_creation_input_tokens": 0,
+    "cache_read_input_tokens": 1920,
+    "output_tokens": 31,
+    "output_tokens_details": {"thinking_tokens": 0},
+}
+MESSAGE_START = (
+    "message_start",
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_chatcmpl-BX2p7fsJ8nD4uTkVfbGe",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        },
+    },
+)
 
 
 def block_start(index: int, block: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return ("content_block_start",
-            {"type": "content_block_start", "index": index, "content_block": block})
+    return (
+        "content_block_start",
+        {"type": "content_block_start", "index": index, "content_block": block},
+    )
 
 
 def block_delta(index: int, delta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -288,9 +415,14 @@ def args(index: int, value: str) -> tuple[str, dict[str, Any]]:
 
 def ending(stop_reason: str, usage: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [
-        ("message_delta", {"type": "message_delta",
-                           "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                           "usage": usage}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": usage,
+            },
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
 
@@ -331,8 +463,11 @@ def test_text_stream_with_usage_anywhere(placement: str) -> None:
     elif placement == "every chunk":
         # Some compatible servers repeat cumulative usage on every chunk.
         for i, c in enumerate(chunks):
-            c["usage"] = {**OPENAI_USAGE, "completion_tokens": i,
-                          "total_tokens": OPENAI_USAGE["prompt_tokens"] + i}
+            c["usage"] = {
+                **OPENAI_USAGE,
+                "completion_tokens": i,
+                "total_tokens": OPENAI_USAGE["prompt_tokens"] + i,
+            }
         chunks.append(oc(None, usage=OPENAI_USAGE))
     stream, events, message = run_openai(chunks)
     usage = ANTHROPIC_USAGE if placement != "never" else {"output_tokens": 0}
@@ -352,12 +487,32 @@ def test_text_stream_with_usage_anywhere(placement: str) -> None:
 def test_parallel_tool_call_stream() -> None:
     chunks = [
         oc({"role": "assistant", "content": "Checking.", "refusal": None}),
-        oc({"tool_calls": [{"index": 0, "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA", "type": "function",
-                            "function": {"name": "get_weather", "arguments": ""}}]}),
+        oc(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""},
+                    }
+                ]
+            }
+        ),
         oc({"tool_calls": [{"index": 0, "function": {"arguments": '{"ci'}}]}),
         oc({"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Paris"}'}}]}),
-        oc({"tool_calls": [{"index": 1, "id": "call_9p4bRSKv1hRY0cmCM0KGrA2m", "type": "function",
-                            "function": {"name": "get_time", "arguments": ""}}]}),
+        oc(
+            {
+                "tool_calls": [
+                    {
+                        "index": 1,
+                        "id": "call_9p4bRSKv1hRY0cmCM0KGrA2m",
+                        "type": "function",
+                        "function": {"name": "get_time", "arguments": ""},
+                    }
+                ]
+            }
+        ),
         oc({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}),
         oc({}, "tool_calls"),
         oc(None, usage=OPENAI_USAGE),
@@ -368,19 +523,36 @@ def test_parallel_tool_call_stream() -> None:
         block_start(0, {"type": "text", "text": ""}),
         text(0, "Checking."),
         block_stop(0),
-        block_start(1, {"type": "tool_use", "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA",
-                        "name": "get_weather", "input": {}}),
+        block_start(
+            1,
+            {
+                "type": "tool_use",
+                "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA",
+                "name": "get_weather",
+                "input": {},
+            },
+        ),
         args(1, '{"ci'),
         args(1, 'ty": "Paris"}'),
         block_stop(1),
-        block_start(2, {"type": "tool_use", "id": "call_9p4bRSKv1hRY0cmCM0KGrA2m",
-                        "name": "get_time", "input": {}}),
+        block_start(
+            2,
+            {
+                "type": "tool_use",
+                "id": "call_9p4bRSKv1hRY0cmCM0KGrA2m",
+                "name": "get_time",
+                "input": {},
+            },
+        ),
         args(2, "{}"),
         block_stop(2),
         *ending("tool_use", ANTHROPIC_USAGE),
     ]
     assert [(b.type, getattr(b, "input", None)) for b in message.content] == [
-        ("text", None), ("tool_use", {"city": "Paris"}), ("tool_use", {})]
+        ("text", None),
+        ("tool_use", {"city": "Paris"}),
+        ("tool_use", {}),
+    ]
     assert message.stop_reason == "tool_use"
     assert message.usage.input_tokens == 86
     assert message.usage.cache_read_input_tokens == 1920
@@ -389,12 +561,23 @@ def test_parallel_tool_call_stream() -> None:
 def test_whole_tool_calls_without_index_and_ids_needing_repair() -> None:
     # Gemini/Ollama-style: complete calls in one delta, no index, odd ids, object args.
     chunks = [
-        oc({"role": "assistant", "tool_calls": [
-            {"id": "functions.search:0", "type": "function",
-             "function": {"name": "search", "arguments": '{"q":"tokenomy"}'}},
-            {"id": "functions.search:1", "type": "function",
-             "function": {"name": "search", "arguments": {"q": "gateway"}}},
-        ]}),
+        oc(
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "functions.search:0",
+                        "type": "function",
+                        "function": {"name": "search", "arguments": '{"q":"tokenomy"}'},
+                    },
+                    {
+                        "id": "functions.search:1",
+                        "type": "function",
+                        "function": {"name": "search", "arguments": {"q": "gateway"}},
+                    },
+                ],
+            }
+        ),
         oc({}, "stop"),  # mislabelled: a tool call ends with "stop"
     ]
     stream = ChatToMessagesStream("claude-sonnet-4-5")
@@ -402,12 +585,14 @@ def test_whole_tool_calls_without_index_and_ids_needing_repair() -> None:
     for _, data in events:
         ANTHROPIC_EVENT.validate_python(data)
     assert events[1:] == [
-        block_start(0, {"type": "tool_use", "id": "functions_search_0", "name": "search",
-                        "input": {}}),
+        block_start(
+            0, {"type": "tool_use", "id": "functions_search_0", "name": "search", "input": {}}
+        ),
         args(0, '{"q":"tokenomy"}'),
         block_stop(0),
-        block_start(1, {"type": "tool_use", "id": "functions_search_1", "name": "search",
-                        "input": {}}),
+        block_start(
+            1, {"type": "tool_use", "id": "functions_search_1", "name": "search", "input": {}}
+        ),
         args(1, '{"q":"gateway"}'),
         block_stop(1),
         *ending("tool_use", {"output_tokens": 0}),
@@ -415,9 +600,12 @@ def test_whole_tool_calls_without_index_and_ids_needing_repair() -> None:
 
 
 def test_refusal_stream() -> None:
-    chunks = [oc({"role": "assistant", "content": None, "refusal": ""}),
-              oc({"refusal": "I can't help with that."}), oc({}, "stop"),
-              oc(None, usage=OPENAI_USAGE)]
+    chunks = [
+        oc({"role": "assistant", "content": None, "refusal": ""}),
+        oc({"refusal": "I can't help with that."}),
+        oc({}, "stop"),
+        oc(None, usage=OPENAI_USAGE),
+    ]
     _, events, message = run_openai(chunks)
     assert message.stop_reason == "refusal"
     assert message.content[0].type == "text"
@@ -432,8 +620,7 @@ def test_stream_that_ends_without_finish_reason() -> None:
 
 
 def test_length_finish() -> None:
-    _, events, _ = run_openai([*TEXT_CHUNKS[:-1], oc({}, "length"),
-                               oc(None, usage=OPENAI_USAGE)])
+    _, events, _ = run_openai([*TEXT_CHUNKS[:-1], oc({}, "length"), oc(None, usage=OPENAI_USAGE)])
     assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"
 
 
@@ -454,8 +641,14 @@ def test_nothing_fed_means_nothing_to_finish() -> None:
 def test_error_chunk_raises() -> None:
     stream = ChatToMessagesStream("claude")
     stream.feed(TEXT_CHUNKS[0])
-    error = {"error": {"message": "The server had an error while processing your request.",
-                       "type": "server_error", "param": None, "code": None}}
+    error = {
+        "error": {
+            "message": "The server had an error while processing your request.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
     with pytest.raises(UpstreamError) as info:
         stream.feed(error)
     assert "server_error" in info.value.message
@@ -465,9 +658,33 @@ def test_error_chunk_raises() -> None:
 
 def test_interleaved_tool_fragments_raise() -> None:
     stream = ChatToMessagesStream("claude")
-    stream.feed(oc({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-                                    "function": {"name": "a", "arguments": ""}}]}))
-    stream.feed(oc({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
-                                    "function": {"name": "b", "arguments": ""}}]}))
+    stream.feed(
+        oc(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "a", "arguments": ""},
+                    }
+                ]
+            }
+        )
+    )
+    stream.feed(
+        oc(
+            {
+                "tool_calls": [
+                    {
+                        "index": 1,
+                        "id": "call_b",
+                        "type": "function",
+                        "function": {"name": "b", "arguments": ""},
+                    }
+                ]
+            }
+        )
+    )
     with pytest.raises(UpstreamError):
         stream.feed(oc({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}))

@@ -38,8 +38,9 @@ class ApiPrice:
     source: str
 
 
-def blended_api_price(input_per_mtok: Decimal, output_per_mtok: Decimal,
-                      input_share: Decimal, source: str) -> ApiPrice:
+def blended_api_price(
+    input_per_mtok: Decimal, output_per_mtok: Decimal, input_share: Decimal, source: str
+) -> ApiPrice:
     """``share x input + (1 - share) x output`` USD per Mtok."""
     if not Decimal(0) <= input_share <= Decimal(1):
         raise ValueError(f"input_share: must be between 0 and 1 (got {input_share})")
@@ -60,17 +61,21 @@ def catalog_api_price(model: str, input_share: Decimal) -> ApiPrice:
     # tiers (e.g. Anthropic's >200k-token prices), which agents' typical calls do not.
     probe = 1_000
     try:
-        inp = calc_price(Usage(input_tokens=probe, output_tokens=0), name,
-                         provider_id=provider or None)
-        outp = calc_price(Usage(input_tokens=0, output_tokens=probe), name,
-                          provider_id=provider or None)
+        inp = calc_price(
+            Usage(input_tokens=probe, output_tokens=0), name, provider_id=provider or None
+        )
+        outp = calc_price(
+            Usage(input_tokens=0, output_tokens=probe), name, provider_id=provider or None
+        )
     except LookupError as exc:
-        raise ValueError(f"api_model: {model!r} is not in the genai-prices catalog ({exc})") \
-            from exc
+        raise ValueError(
+            f"api_model: {model!r} is not in the genai-prices catalog ({exc})"
+        ) from exc
     source = f"genai-prices: {inp.provider.id}/{inp.model.id}"
     scale = MILLION / probe
-    return blended_api_price(Decimal(inp.total_price) * scale, Decimal(outp.total_price) * scale,
-                             input_share, source)
+    return blended_api_price(
+        Decimal(inp.total_price) * scale, Decimal(outp.total_price) * scale, input_share, source
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +88,9 @@ class MonthlyDemand:
     days: int = 30
 
 
-def demand_from_rows(rows: Iterable[Mapping[str, Any]], days: int = 30,
-                     source: str = "ledger") -> MonthlyDemand:
+def demand_from_rows(
+    rows: Iterable[Mapping[str, Any]], days: int = 30, source: str = "ledger"
+) -> MonthlyDemand:
     """Scale ledger totals over ``days`` to a 30.4-day month (730 h) and take their mix."""
     materialized = list(rows)
     inp = sum(int(r.get("input_tokens", 0)) for r in materialized)
@@ -122,21 +128,47 @@ class BreakevenResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready result (10 significant digits) with every assumption."""
         assumptions: list[dict[str, Any]] = [
-            {"name": "api_price_per_mtok", "value": self.api.blended_per_mtok,
-             "unit": "USD/Mtok blended", "source": self.api.source},
-            {"name": "input_share", "value": self.input_share, "unit": "fraction",
-             "source": self.demand.source if self.demand else "input"},
+            {
+                "name": "api_price_per_mtok",
+                "value": self.api.blended_per_mtok,
+                "unit": "USD/Mtok blended",
+                "source": self.api.source,
+            },
+            {
+                "name": "input_share",
+                "value": self.input_share,
+                "unit": "fraction",
+                "source": self.demand.source if self.demand else "input",
+            },
         ]
         if self.api.input_per_mtok is not None:
-            assumptions.insert(1, {"name": "api_input_per_mtok", "value": self.api.input_per_mtok,
-                                   "unit": "USD/Mtok", "source": self.api.source})
-            assumptions.insert(2, {"name": "api_output_per_mtok",
-                                   "value": self.api.output_per_mtok, "unit": "USD/Mtok",
-                                   "source": self.api.source})
+            assumptions.insert(
+                1,
+                {
+                    "name": "api_input_per_mtok",
+                    "value": self.api.input_per_mtok,
+                    "unit": "USD/Mtok",
+                    "source": self.api.source,
+                },
+            )
+            assumptions.insert(
+                2,
+                {
+                    "name": "api_output_per_mtok",
+                    "value": self.api.output_per_mtok,
+                    "unit": "USD/Mtok",
+                    "source": self.api.source,
+                },
+            )
         if self.demand is not None:
-            assumptions.append({"name": "demand_mtok_per_month",
-                                "value": out(self.demand.mtok_per_month), "unit": "Mtok/month",
-                                "source": self.demand.source})
+            assumptions.append(
+                {
+                    "name": "demand_mtok_per_month",
+                    "value": out(self.demand.mtok_per_month),
+                    "unit": "Mtok/month",
+                    "source": self.demand.source,
+                }
+            )
         return {
             "api_price_per_mtok": out(self.api.blended_per_mtok),
             "fixed_cost_per_month": out(self.fixed_cost_per_month),
@@ -158,8 +190,12 @@ class BreakevenResult:
         }
 
 
-def breakeven(profile: FactoryProfile, api: ApiPrice, demand: MonthlyDemand | None = None,
-              input_share: Decimal | None = None) -> BreakevenResult:
+def breakeven(
+    profile: FactoryProfile,
+    api: ApiPrice,
+    demand: MonthlyDemand | None = None,
+    input_share: Decimal | None = None,
+) -> BreakevenResult:
     """Compare a local factory profile with a cloud API price.
 
     Args:
@@ -177,14 +213,12 @@ def breakeven(profile: FactoryProfile, api: ApiPrice, demand: MonthlyDemand | No
     if share is None and demand is not None:
         share = demand.input_share
     if share is None:
-        share = api.input_share if api.input_share is not None else \
-            profile.throughput_input_share
+        share = api.input_share if api.input_share is not None else profile.throughput_input_share
     cost = factory_cost(profile)
     gpus = Decimal(profile.gpus)
     fixed = cost.cost_per_hour * HOURS_PER_MONTH
     running = (cost.electricity_per_hour + cost.ops_per_hour) * HOURS_PER_MONTH
-    upfront = (profile.capex or Decimal(0)) * gpus if profile.rent_per_hour is None \
-        else Decimal(0)
+    upfront = (profile.capex or Decimal(0)) * gpus if profile.rent_per_hour is None else Decimal(0)
     tokens_per_s = profile.throughput * mix_capacity_factor(profile, share) * gpus
     capacity = tokens_per_s * SECONDS_PER_HOUR * HOURS_PER_MONTH / MILLION
     local_per_mtok = fixed / (capacity * profile.utilization)
@@ -192,8 +226,10 @@ def breakeven(profile: FactoryProfile, api: ApiPrice, demand: MonthlyDemand | No
     be_util = be_mtok / capacity
     notes: list[str] = []
     if be_util > 1:
-        notes.append(f"break-even needs {be_util:.2f}x this factory's capacity: at this API "
-                     "price it never pays for itself, however busy it is")
+        notes.append(
+            f"break-even needs {be_util:.2f}x this factory's capacity: at this API "
+            "price it never pays for itself, however busy it is"
+        )
     demand_util = cloud = local = savings = payback = None
     if demand is not None:
         served = min(demand.mtok_per_month, capacity)
@@ -204,16 +240,37 @@ def breakeven(profile: FactoryProfile, api: ApiPrice, demand: MonthlyDemand | No
         savings = cloud - local
         cash_savings = served * api.blended_per_mtok - running
         if overflow > 0:
-            notes.append(f"demand exceeds capacity by {out(overflow, 6)} Mtok/month; "
-                         "the overflow stays on the cloud API")
+            notes.append(
+                f"demand exceeds capacity by {out(overflow, 6)} Mtok/month; "
+                "the overflow stays on the cloud API"
+            )
         if upfront == 0:
-            notes.append("no upfront capital (rented): payback does not apply; compare "
-                         "monthly costs")
+            notes.append(
+                "no upfront capital (rented): payback does not apply; compare monthly costs"
+            )
         elif cash_savings <= 0:
-            notes.append("the box never pays back at this demand: the cloud bill it avoids "
-                         "does not cover its electricity and operations")
+            notes.append(
+                "the box never pays back at this demand: the cloud bill it avoids "
+                "does not cover its electricity and operations"
+            )
         else:
             payback = upfront / cash_savings
-    return BreakevenResult(api, profile, share, fixed, running, upfront, capacity,
-                           local_per_mtok, be_mtok, be_util, demand, demand_util, cloud, local,
-                           savings, payback, notes)
+    return BreakevenResult(
+        api,
+        profile,
+        share,
+        fixed,
+        running,
+        upfront,
+        capacity,
+        local_per_mtok,
+        be_mtok,
+        be_util,
+        demand,
+        demand_util,
+        cloud,
+        local,
+        savings,
+        payback,
+        notes,
+    )

@@ -53,9 +53,21 @@ class Catalog:
 
 
 # Profile fields a catalog entry may set; anything else in an entry is hardware description.
-_PROFILE_FIELDS = ("capex", "rent_per_hour", "life_years", "cost_of_capital", "power_kw",
-                   "avg_draw", "pue", "electricity", "ops_per_year", "utilization",
-                   "input_cost_ratio", "throughput_input_share", "throughput")
+_PROFILE_FIELDS = (
+    "capex",
+    "rent_per_hour",
+    "life_years",
+    "cost_of_capital",
+    "power_kw",
+    "avg_draw",
+    "pue",
+    "electricity",
+    "ops_per_year",
+    "utilization",
+    "input_cost_ratio",
+    "throughput_input_share",
+    "throughput",
+)
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:
@@ -67,27 +79,37 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
     for name, entry in data.get("gpus", {}).items():
         entry = dict(entry)
         sources = {str(k): str(v) for k, v in entry.pop("sources", {}).items()}
-        values = {k: to_decimal(entry[k], f"gpus.{name}.{k}") for k in _PROFILE_FIELDS
-                  if k in entry}
+        values = {
+            k: to_decimal(entry[k], f"gpus.{name}.{k}") for k in _PROFILE_FIELDS if k in entry
+        }
         all_in = entry.get("all_in_kw")
         all_in_kw = to_decimal(all_in, f"gpus.{name}.all_in_kw") if all_in is not None else None
         if all_in_kw is not None and "pue" not in values:
             # The facility overhead implied by the all-in figure, so that power_kw x pue
             # reproduces InferenceX's per-MW numbers exactly.
             values["pue"] = all_in_kw / values["power_kw"]
-            sources["pue"] = (f"implied: all-in {all_in_kw} kW / IT {values['power_kw']} kW "
-                              f"({sources.get('all_in_kw', 'catalog')})")
-        peak = {str(p): to_decimal(v, f"gpus.{name}.peak_tflops.{p}") * TFLOPS
-                for p, v in entry.get("peak_tflops", {}).items()}
+            sources["pue"] = (
+                f"implied: all-in {all_in_kw} kW / IT {values['power_kw']} kW "
+                f"({sources.get('all_in_kw', 'catalog')})"
+            )
+        peak = {
+            str(p): to_decimal(v, f"gpus.{name}.peak_tflops.{p}") * TFLOPS
+            for p, v in entry.get("peak_tflops", {}).items()
+        }
         tco = entry.get("reference_tco_per_hour")
         gpus[name.lower()] = GpuSpec(
-            name=name.lower(), label=str(entry.get("label", name)),
-            kind=str(entry.get("kind", "datacenter")), vendor=str(entry.get("vendor", "")),
+            name=name.lower(),
+            label=str(entry.get("label", name)),
+            kind=str(entry.get("kind", "datacenter")),
+            vendor=str(entry.get("vendor", "")),
             memory_gb=_opt(entry.get("memory_gb"), f"gpus.{name}.memory_gb"),
             tdp_w=_opt(entry.get("tdp_w"), f"gpus.{name}.tdp_w"),
-            peak_flops=peak, values=values,
+            peak_flops=peak,
+            values=values,
             reference_tco_per_hour=_opt(tco, f"gpus.{name}.reference_tco_per_hour"),
-            all_in_kw=all_in_kw, sources=sources)
+            all_in_kw=all_in_kw,
+            sources=sources,
+        )
     return Catalog(defaults, default_sources, gpus)
 
 

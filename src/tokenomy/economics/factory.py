@@ -109,19 +109,35 @@ def factory_cost(profile: FactoryProfile) -> FactoryCost:
     if p.throughput is not None:
         tokens_per_hour = p.throughput * SECONDS_PER_HOUR * p.utilization * gpus
         cost_per_mtok = total / (tokens_per_hour / MILLION)
-        in_mtok, out_mtok = split_input_output(cost_per_mtok, p.input_cost_ratio,
-                                                  p.throughput_input_share)
+        in_mtok, out_mtok = split_input_output(
+            cost_per_mtok, p.input_cost_ratio, p.throughput_input_share
+        )
         if all_in_kw > 0:
             per_mw = p.throughput * 1000 / all_in_kw
             joules = all_in_kw * 1000 / p.throughput
             kwh = joules * MILLION / (SECONDS_PER_HOUR * 1000)
-    return FactoryCost(p, chips * gpus, electricity * gpus, ops * gpus, total, all_in_kw,
-                       tokens_per_hour, cost_per_mtok, in_mtok, out_mtok, per_mw, joules, kwh,
-                       share_total, share_opex)
+    return FactoryCost(
+        p,
+        chips * gpus,
+        electricity * gpus,
+        ops * gpus,
+        total,
+        all_in_kw,
+        tokens_per_hour,
+        cost_per_mtok,
+        in_mtok,
+        out_mtok,
+        per_mw,
+        joules,
+        kwh,
+        share_total,
+        share_opex,
+    )
 
 
-def split_input_output(blended: Decimal, input_cost_ratio: Decimal,
-                       input_share: Decimal) -> tuple[Decimal, Decimal]:
+def split_input_output(
+    blended: Decimal, input_cost_ratio: Decimal, input_share: Decimal
+) -> tuple[Decimal, Decimal]:
     """Input and output $/Mtok whose mix at ``input_share`` averages to ``blended``.
 
     An input (prefill) token costs ``input_cost_ratio`` output tokens, so
@@ -147,8 +163,9 @@ def mix_capacity_factor(profile: FactoryProfile, input_share: Decimal) -> Decima
 _NANO_PER_MTOK = Decimal("0.000000001")
 
 
-def factory_token_prices(settings_factories: Mapping[str, Mapping[str, Any]],
-                         catalog: Catalog | None = None) -> dict[str, tuple[Decimal, Decimal]]:
+def factory_token_prices(
+    settings_factories: Mapping[str, Mapping[str, Any]], catalog: Catalog | None = None
+) -> dict[str, tuple[Decimal, Decimal]]:
     """Map each ``[factories.NAME]`` to its (input, output) production cost in USD per Mtok.
 
     This is what the gateway charges for the tokens of a deployment or provider with
@@ -164,6 +181,8 @@ def factory_token_prices(settings_factories: Mapping[str, Mapping[str, Any]],
         cost = factory_cost(profile_from_table(name, table, catalog=catalog))
         if cost.input_cost_per_mtok is None or cost.output_cost_per_mtok is None:
             raise ValueError(f"throughput: required to price factory {name!r}")
-        prices[name] = (cost.input_cost_per_mtok.quantize(_NANO_PER_MTOK),
-                        cost.output_cost_per_mtok.quantize(_NANO_PER_MTOK))
+        prices[name] = (
+            cost.input_cost_per_mtok.quantize(_NANO_PER_MTOK),
+            cost.output_cost_per_mtok.quantize(_NANO_PER_MTOK),
+        )
     return prices

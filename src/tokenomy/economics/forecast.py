@@ -64,8 +64,9 @@ def _betainc(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1.0:
         return 1.0
-    ln_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                + a * math.log(x) + b * math.log1p(-x))
+    ln_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     front = math.exp(ln_front)
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _betacf(a, b, x) / a
@@ -132,8 +133,11 @@ def fit_growth(xs: Sequence[float], ys: Sequence[float], model: FitModel = "exp"
     """Least-squares growth fit; ``exp`` ignores non-positive ``ys``. Needs 3+ points."""
     if model not in ("exp", "linear"):
         raise ValueError(f"model: 'exp' or 'linear', got {model!r}")
-    pairs = [(x, math.log(y) if model == "exp" else y) for x, y in zip(xs, ys, strict=True)
-             if model == "linear" or y > 0]
+    pairs = [
+        (x, math.log(y) if model == "exp" else y)
+        for x, y in zip(xs, ys, strict=True)
+        if model == "linear" or y > 0
+    ]
     n = len(pairs)
     if n < 3:
         raise ValueError(f"history: need at least 3 days with usage to fit a trend (got {n})")
@@ -161,8 +165,9 @@ class DailySeries:
     cost_nanos: list[int]
 
 
-def daily_series(rows: Iterable[Mapping[str, Any]], by: Sequence[str], start: date,
-                 end: date) -> list[DailySeries]:
+def daily_series(
+    rows: Iterable[Mapping[str, Any]], by: Sequence[str], start: date, end: date
+) -> list[DailySeries]:
     """Group ``store.aggregate(..., by=[*by, "day"])`` rows into gap-filled daily series.
 
     A day without a row is a day without usage (0), not a missing value.
@@ -180,8 +185,10 @@ def daily_series(rows: Iterable[Mapping[str, Any]], by: Sequence[str], start: da
         i = (day - start).days
         tokens[i] += int(row.get("input_tokens", 0)) + int(row.get("output_tokens", 0))
         cost[i] += int(row.get("cost_nanos", 0) or 0)
-    return [DailySeries(dict(zip(by, key, strict=True)), start, end, t, c)
-            for key, (t, c) in sorted(groups.items())]
+    return [
+        DailySeries(dict(zip(by, key, strict=True)), start, end, t, c)
+        for key, (t, c) in sorted(groups.items())
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,9 +251,11 @@ class SeriesForecast:
     def totals(self) -> tuple[Decimal, Decimal, Decimal]:
         """Sum of the projection's points, lows and highs (a conservative band for the sum)."""
         zero = Decimal(0)
-        return (sum((p.point for p in self.projection), zero),
-                sum((p.low for p in self.projection), zero),
-                sum((p.high for p in self.projection), zero))
+        return (
+            sum((p.point for p in self.projection), zero),
+            sum((p.low for p in self.projection), zero),
+            sum((p.high for p in self.projection), zero),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary plus the day-by-day projection."""
@@ -272,13 +281,20 @@ class SeriesForecast:
             "horizon_total": total,
             "horizon_total_low": total_low,
             "horizon_total_high": total_high,
-            "projection": [{"day": p.day.isoformat(), "point": p.point, "low": p.low,
-                            "high": p.high} for p in self.projection],
+            "projection": [
+                {"day": p.day.isoformat(), "point": p.point, "low": p.low, "high": p.high}
+                for p in self.projection
+            ],
         }
 
 
-def forecast_series(series: DailySeries, metric: Metric, horizon_days: int,
-                    level: float = 0.95, model: FitModel = "exp") -> SeriesForecast:
+def forecast_series(
+    series: DailySeries,
+    metric: Metric,
+    horizon_days: int,
+    level: float = 0.95,
+    model: FitModel = "exp",
+) -> SeriesForecast:
     """Fit one metric of one series and project ``horizon_days`` past its last day."""
     if horizon_days < 0:
         raise ValueError(f"horizon: must be >= 0 days (got {horizon_days})")
@@ -296,8 +312,10 @@ def forecast_series(series: DailySeries, metric: Metric, horizon_days: int,
     xs = [float(i) for i in range(len(ys))]
     fit = fit_growth(xs, ys, model)
     zeros = sum(1 for y in ys if y <= 0) if model == "exp" else 0
-    history = [Decimal(v) if metric == "tokens"
-               else (Decimal(v) / NANOS_PER_USD).quantize(_MICRO) for v in raw]
+    history = [
+        Decimal(v) if metric == "tokens" else (Decimal(v) / NANOS_PER_USD).quantize(_MICRO)
+        for v in raw
+    ]
     fc = SeriesForecast(series.group, metric, fit, level, start, series.end, history, zeros)
     for k in range(1, horizon_days + 1):
         day = series.end + timedelta(days=k)
@@ -306,10 +324,17 @@ def forecast_series(series: DailySeries, metric: Metric, horizon_days: int,
     return fc
 
 
-def forecast(rows: Iterable[Mapping[str, Any]], by: Sequence[str], start: date, end: date,
-             horizon_days: int, *, level: float = 0.95, model: FitModel = "exp",
-             metrics: Sequence[Metric] = ("tokens", "cost"),
-             ) -> tuple[list[SeriesForecast], list[str]]:
+def forecast(
+    rows: Iterable[Mapping[str, Any]],
+    by: Sequence[str],
+    start: date,
+    end: date,
+    horizon_days: int,
+    *,
+    level: float = 0.95,
+    model: FitModel = "exp",
+    metrics: Sequence[Metric] = ("tokens", "cost"),
+) -> tuple[list[SeriesForecast], list[str]]:
     """Forecast every group and metric; returns forecasts and notes on what was skipped."""
     results: list[SeriesForecast] = []
     notes: list[str] = []
@@ -356,11 +381,15 @@ class BudgetFlag:
         b = self.budget
         return {
             "budget": b.name or ", ".join(f"{k}:{v}" for k, v in b.scope.items()) or "all",
-            "unit": b.unit, "limit": b.limit, "spent": b.spent,
+            "unit": b.unit,
+            "limit": b.limit,
+            "spent": b.spent,
             "period_end": b.period_end.isoformat(),
-            "projected_total": self.projected_total, "projected_high": self.projected_high,
+            "projected_total": self.projected_total,
+            "projected_high": self.projected_high,
             "exhausted_on": self.exhausted_on.isoformat() if self.exhausted_on else None,
-            "runs_out": self.runs_out, "may_run_out": self.may_run_out,
+            "runs_out": self.runs_out,
+            "may_run_out": self.may_run_out,
         }
 
 
@@ -385,16 +414,15 @@ def project_budget(budget: Budget, fc: SeriesForecast, today: date) -> BudgetFla
         if exhausted is None and total >= budget.limit:
             exhausted = day
         day += timedelta(days=1)
-    return BudgetFlag(budget, total, high, exhausted, exhausted is not None,
-                      high >= budget.limit)
+    return BudgetFlag(budget, total, high, exhausted, exhausted is not None, high >= budget.limit)
 
 
-def flag_budgets(pairs: Iterable[tuple[Budget, SeriesForecast]], today: date
-                 ) -> list[BudgetFlag]:
+def flag_budgets(pairs: Iterable[tuple[Budget, SeriesForecast]], today: date) -> list[BudgetFlag]:
     """Project every (budget, forecast of its scope) pair; the ones running out come first."""
     flags = [project_budget(b, fc, today) for b, fc in pairs]
-    return sorted(flags, key=lambda f: (not f.runs_out, not f.may_run_out,
-                                        f.exhausted_on or date.max))
+    return sorted(
+        flags, key=lambda f: (not f.runs_out, not f.may_run_out, f.exhausted_on or date.max)
+    )
 
 
 def budget_from_record(record: Any) -> Budget:
@@ -410,6 +438,7 @@ def budget_from_record(record: Any) -> Budget:
     Raises:
         ValueError: the record cannot be read (the caller skips it with a note).
     """
+
     def get(name: str, default: Any = None) -> Any:
         if isinstance(record, Mapping):
             return record.get(name, default)
@@ -437,11 +466,15 @@ def budget_from_record(record: Any) -> Budget:
     end = get("period_end")
     if end is None:
         raise ValueError("period_end: none (a budget that never resets)")
-    return Budget(scope=scope, unit=unit,  # type: ignore[arg-type]
-                  limit=_dec(get("limit"), "limit"), spent=_dec(get("spent", 0), "spent"),
-                  period_start=None if start is None else _day(start, "period_start"),
-                  period_end=_day(end, "period_end", exclusive_instant=True),
-                  name=str(get("name", "") or get("id", "") or ""))
+    return Budget(
+        scope=scope,
+        unit=unit,  # type: ignore[arg-type]
+        limit=_dec(get("limit"), "limit"),
+        spent=_dec(get("spent", 0), "spent"),
+        period_start=None if start is None else _day(start, "period_start"),
+        period_end=_day(end, "period_end", exclusive_instant=True),
+        name=str(get("name", "") or get("id", "") or ""),
+    )
 
 
 def _dec(value: Any, name: str) -> Decimal:

@@ -59,12 +59,18 @@ SCENARIOS: dict[str, Scenario] = {
     "agents-1b": Scenario(
         name="agents-1b",
         description="the seed's claim: 1 billion agent DAU need ~141,500 H100 SXM",
-        agents=Decimal(10) ** 9, tokens_per_s_per_agent=Decimal(1),
-        active_params=Decimal(70) * Decimal(10) ** 9, gpu="h100-sxm", precision="bf16",
-        utilization=Decimal(1), realistic_utilization=Decimal("0.3"),
-        note=("100% of dense BF16 peak is a physical ceiling no serving stack reaches: the "
-              "claim is optimistic. Decoding is memory-bound; 30% of peak (shown as the "
-              "realistic case) is already good for large-batch serving."),
+        agents=Decimal(10) ** 9,
+        tokens_per_s_per_agent=Decimal(1),
+        active_params=Decimal(70) * Decimal(10) ** 9,
+        gpu="h100-sxm",
+        precision="bf16",
+        utilization=Decimal(1),
+        realistic_utilization=Decimal("0.3"),
+        note=(
+            "100% of dense BF16 peak is a physical ceiling no serving stack reaches: the "
+            "claim is optimistic. Decoding is memory-bound; 30% of peak (shown as the "
+            "realistic case) is already good for large-batch serving."
+        ),
     ),
 }
 
@@ -130,9 +136,16 @@ def _positive(name: str, value: Decimal) -> None:
         raise ValueError(f"{name}: must be > 0 (got {value})")
 
 
-def _finish(route: str, gpus_exact: Decimal, tokens_per_day: Decimal, peak_tps: Decimal,
-            profile: FactoryProfile, gpus_per_server: int, assumptions: list[dict[str, Any]],
-            notes: list[str]) -> PlanResult:
+def _finish(
+    route: str,
+    gpus_exact: Decimal,
+    tokens_per_day: Decimal,
+    peak_tps: Decimal,
+    profile: FactoryProfile,
+    gpus_per_server: int,
+    assumptions: list[dict[str, Any]],
+    notes: list[str],
+) -> PlanResult:
     if gpus_per_server < 1:
         raise ValueError(f"gpus_per_server: must be >= 1 (got {gpus_per_server})")
     servers = ceil_div(gpus_exact, Decimal(gpus_per_server)) if gpus_exact > 0 else 0
@@ -144,15 +157,35 @@ def _finish(route: str, gpus_exact: Decimal, tokens_per_day: Decimal, peak_tps: 
     mwh_per_day = Decimal(gpus) * profile.all_in_kw * 24 / 1000
     cost_per_day = Decimal(gpus) * per_gpu * 24
     cost_per_mtok = cost_per_day / (tokens_per_day / MILLION) if tokens_per_day else Decimal(0)
-    return PlanResult(route, tokens_per_day, peak_tps, gpus_exact, gpus, servers,
-                      gpus_per_server, mw_it, mw_facility, mwh_per_day, cost_per_day,
-                      cost_per_mtok, cost_per_day * HOURS_PER_YEAR / 24, profile,
-                      assumptions, notes)
+    return PlanResult(
+        route,
+        tokens_per_day,
+        peak_tps,
+        gpus_exact,
+        gpus,
+        servers,
+        gpus_per_server,
+        mw_it,
+        mw_facility,
+        mwh_per_day,
+        cost_per_day,
+        cost_per_mtok,
+        cost_per_day * HOURS_PER_YEAR / 24,
+        profile,
+        assumptions,
+        notes,
+    )
 
 
-def plan_throughput(profile: FactoryProfile, *, agents: Decimal, tasks_per_day: Decimal,
-                    tokens_per_task: Decimal, peak_factor: Decimal = Decimal(1),
-                    gpus_per_server: int = 8) -> PlanResult:
+def plan_throughput(
+    profile: FactoryProfile,
+    *,
+    agents: Decimal,
+    tasks_per_day: Decimal,
+    tokens_per_task: Decimal,
+    peak_factor: Decimal = Decimal(1),
+    gpus_per_server: int = 8,
+) -> PlanResult:
     """Throughput route: demand in tokens/s over measured tokens/s per GPU.
 
     ``profile.throughput`` (tokens/s per GPU) and ``profile.utilization`` size the fleet;
@@ -160,8 +193,12 @@ def plan_throughput(profile: FactoryProfile, *, agents: Decimal, tasks_per_day: 
     """
     if profile.throughput is None:
         raise ValueError("throughput: required (tokens/s per GPU) for the throughput route")
-    for name, value in (("agents", agents), ("tasks_per_day", tasks_per_day),
-                        ("tokens_per_task", tokens_per_task), ("peak_factor", peak_factor)):
+    for name, value in (
+        ("agents", agents),
+        ("tasks_per_day", tasks_per_day),
+        ("tokens_per_task", tokens_per_task),
+        ("peak_factor", peak_factor),
+    ):
         _positive(name, value)
     tokens_per_day = agents * tasks_per_day * tokens_per_task
     peak_tps = tokens_per_day / SECONDS_PER_DAY * peak_factor
@@ -169,43 +206,79 @@ def plan_throughput(profile: FactoryProfile, *, agents: Decimal, tasks_per_day: 
     assumptions = [
         {"name": "agents", "value": agents, "unit": "daily active agents", "source": "input"},
         {"name": "tasks_per_day", "value": tasks_per_day, "unit": "per agent", "source": "input"},
-        {"name": "tokens_per_task", "value": tokens_per_task, "unit": "tokens",
-         "source": "input"},
-        {"name": "peak_factor", "value": peak_factor, "unit": "peak / average",
-         "source": "input"},
+        {"name": "tokens_per_task", "value": tokens_per_task, "unit": "tokens", "source": "input"},
+        {"name": "peak_factor", "value": peak_factor, "unit": "peak / average", "source": "input"},
         {"name": "gpus_per_server", "value": gpus_per_server, "unit": "GPUs", "source": "input"},
     ]
-    return _finish("throughput", gpus_exact, tokens_per_day, peak_tps, profile,
-                   gpus_per_server, assumptions, [])
+    return _finish(
+        "throughput",
+        gpus_exact,
+        tokens_per_day,
+        peak_tps,
+        profile,
+        gpus_per_server,
+        assumptions,
+        [],
+    )
 
 
-def plan_flops(profile: FactoryProfile, *, agents: Decimal, tokens_per_s_per_agent: Decimal,
-               active_params: Decimal, peak_flops: Decimal, precision: str = "bf16",
-               gpus_per_server: int = 8) -> PlanResult:
+def plan_flops(
+    profile: FactoryProfile,
+    *,
+    agents: Decimal,
+    tokens_per_s_per_agent: Decimal,
+    active_params: Decimal,
+    peak_flops: Decimal,
+    precision: str = "bf16",
+    gpus_per_server: int = 8,
+) -> PlanResult:
     """FLOPs route: ``agents x tok/s x 2 x active_params / (peak FLOP/s x utilization)``.
 
     ``profile.utilization`` is the fraction of dense peak actually sustained (MFU).
     """
-    for name, value in (("agents", agents), ("tokens_per_s_per_agent", tokens_per_s_per_agent),
-                        ("active_params", active_params), ("peak_flops", peak_flops)):
+    for name, value in (
+        ("agents", agents),
+        ("tokens_per_s_per_agent", tokens_per_s_per_agent),
+        ("active_params", active_params),
+        ("peak_flops", peak_flops),
+    ):
         _positive(name, value)
     peak_tps = agents * tokens_per_s_per_agent
     flops_needed = peak_tps * _FLOPS_PER_PARAM_PER_TOKEN * active_params
     gpus_exact = flops_needed / (peak_flops * profile.utilization)
     assumptions = [
         {"name": "agents", "value": agents, "unit": "concurrent agents", "source": "input"},
-        {"name": "tokens_per_s_per_agent", "value": tokens_per_s_per_agent, "unit": "tokens/s",
-         "source": "input"},
-        {"name": "active_params", "value": active_params, "unit": "parameters",
-         "source": "input"},
-        {"name": "flops_per_token", "value": _FLOPS_PER_PARAM_PER_TOKEN * active_params,
-         "unit": "FLOP", "source": "2 x active parameters (forward pass)"},
-        {"name": "peak_flops", "value": peak_flops, "unit": f"FLOP/s dense {precision}",
-         "source": profile.label if profile.gpu else "input"},
+        {
+            "name": "tokens_per_s_per_agent",
+            "value": tokens_per_s_per_agent,
+            "unit": "tokens/s",
+            "source": "input",
+        },
+        {"name": "active_params", "value": active_params, "unit": "parameters", "source": "input"},
+        {
+            "name": "flops_per_token",
+            "value": _FLOPS_PER_PARAM_PER_TOKEN * active_params,
+            "unit": "FLOP",
+            "source": "2 x active parameters (forward pass)",
+        },
+        {
+            "name": "peak_flops",
+            "value": peak_flops,
+            "unit": f"FLOP/s dense {precision}",
+            "source": profile.label if profile.gpu else "input",
+        },
         {"name": "gpus_per_server", "value": gpus_per_server, "unit": "GPUs", "source": "input"},
     ]
-    return _finish("flops", gpus_exact, peak_tps * SECONDS_PER_DAY, peak_tps, profile,
-                   gpus_per_server, assumptions, [])
+    return _finish(
+        "flops",
+        gpus_exact,
+        peak_tps * SECONDS_PER_DAY,
+        peak_tps,
+        profile,
+        gpus_per_server,
+        assumptions,
+        [],
+    )
 
 
 def peak_flops_of(profile: FactoryProfile, precision: str) -> Decimal:
@@ -217,23 +290,37 @@ def peak_flops_of(profile: FactoryProfile, precision: str) -> Decimal:
     return value
 
 
-def plan_scenario(scenario: Scenario, profile: FactoryProfile,
-                  gpus_per_server: int = 8) -> tuple[PlanResult, PlanResult]:
+def plan_scenario(
+    scenario: Scenario, profile: FactoryProfile, gpus_per_server: int = 8
+) -> tuple[PlanResult, PlanResult]:
     """The scenario as stated and the same demand at its realistic utilization."""
     peak = peak_flops_of(profile, scenario.precision)
-    stated_profile = replace(profile, utilization=scenario.utilization,
-                             sources={**profile.sources,
-                                      "utilization": f"scenario {scenario.name} (as claimed)"})
-    real_profile = replace(profile, utilization=scenario.realistic_utilization,
-                           sources={**profile.sources,
-                                    "utilization": f"scenario {scenario.name}: realistic MFU "
-                                                   "(tokenomy assumption)"})
-    args: dict[str, Any] = {"agents": scenario.agents,
-                            "tokens_per_s_per_agent": scenario.tokens_per_s_per_agent,
-                            "active_params": scenario.active_params, "peak_flops": peak,
-                            "precision": scenario.precision, "gpus_per_server": gpus_per_server}
+    stated_profile = replace(
+        profile,
+        utilization=scenario.utilization,
+        sources={**profile.sources, "utilization": f"scenario {scenario.name} (as claimed)"},
+    )
+    real_profile = replace(
+        profile,
+        utilization=scenario.realistic_utilization,
+        sources={
+            **profile.sources,
+            "utilization": f"scenario {scenario.name}: realistic MFU (tokenomy assumption)",
+        },
+    )
+    args: dict[str, Any] = {
+        "agents": scenario.agents,
+        "tokens_per_s_per_agent": scenario.tokens_per_s_per_agent,
+        "active_params": scenario.active_params,
+        "peak_flops": peak,
+        "precision": scenario.precision,
+        "gpus_per_server": gpus_per_server,
+    }
     stated = plan_flops(stated_profile, **args)
     realistic = plan_flops(real_profile, **args)
-    return (replace(stated, notes=[scenario.description, scenario.note]),
-            replace(realistic, notes=[f"same demand at {scenario.realistic_utilization:%} "
-                                      "of dense peak"]))
+    return (
+        replace(stated, notes=[scenario.description, scenario.note]),
+        replace(
+            realistic, notes=[f"same demand at {scenario.realistic_utilization:%} of dense peak"]
+        ),
+    )

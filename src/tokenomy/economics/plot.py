@@ -41,18 +41,33 @@ def plot_forecasts(forecasts: Sequence[SeriesForecast], path: str | Path) -> Pat
             label = ", ".join(f"{k}={v}" for k, v in fc.group.items()) or "all"
             history_days = [fc.start + timedelta(days=i) for i in range(len(fc.history))]
             days = np.array(history_days, dtype="datetime64[D]")
-            line = ax.plot(days, [float(v) for v in fc.history], marker=".", linewidth=1,
-                           label=f"{label} (actual)")[0]
+            line = ax.plot(
+                days,
+                [float(v) for v in fc.history],
+                marker=".",
+                linewidth=1,
+                label=f"{label} (actual)",
+            )[0]
             colour = line.get_color()
             fitted = [float(fc.predict(d)[0]) for d in history_days]
             ax.plot(days, fitted, linestyle=":", color=colour, linewidth=1)
             if fc.projection:
                 pdays = np.array([p.day for p in fc.projection], dtype="datetime64[D]")
-                ax.plot(pdays, [float(p.point) for p in fc.projection], linestyle="--",
-                        color=colour, label=f"{label} ({fc.fit.model} fit)")
-                ax.fill_between(pdays, [float(p.low) for p in fc.projection],
-                                [float(p.high) for p in fc.projection], color=colour,
-                                alpha=0.15, label=f"{label} {fc.level:.0%} interval")
+                ax.plot(
+                    pdays,
+                    [float(p.point) for p in fc.projection],
+                    linestyle="--",
+                    color=colour,
+                    label=f"{label} ({fc.fit.model} fit)",
+                )
+                ax.fill_between(
+                    pdays,
+                    [float(p.low) for p in fc.projection],
+                    [float(p.high) for p in fc.projection],
+                    color=colour,
+                    alpha=0.15,
+                    label=f"{label} {fc.level:.0%} interval",
+                )
         unit = "tokens per day" if metric == "tokens" else "USD per day"
         ax.set_title(f"Daily {metric}: history and forecast")
         ax.set_ylabel(unit)

@@ -46,9 +46,12 @@ NUMERIC_FIELDS: dict[str, _Rule] = {
     "capex": _Rule(_ZERO, False, None, "purchase price per GPU (or per box), USD"),
     "rent_per_hour": _Rule(_ZERO, False, None, "rent per GPU-hour instead of capex, USD"),
     "life_years": _Rule(_ZERO, True, Decimal(50), "economic life for amortization, years"),
-    "cost_of_capital": _Rule(_ZERO, False, _ONE,
-                             "annual cost of capital for the capital recovery factor "
-                             "(0 = straight line)"),
+    "cost_of_capital": _Rule(
+        _ZERO,
+        False,
+        _ONE,
+        "annual cost of capital for the capital recovery factor (0 = straight line)",
+    ),
     "power_kw": _Rule(_ZERO, False, None, "IT power per GPU at full load, kW"),
     "avg_draw": _Rule(_ZERO, True, _ONE, "average draw as a fraction of power_kw"),
     "pue": _Rule(_ONE, False, Decimal(5), "power usage effectiveness (facility / IT power)"),
@@ -56,10 +59,12 @@ NUMERIC_FIELDS: dict[str, _Rule] = {
     "ops_per_year": _Rule(_ZERO, False, None, "operations per GPU per year, USD"),
     "throughput": _Rule(_ZERO, True, None, "tokens per second per GPU while serving"),
     "utilization": _Rule(_ZERO, True, _ONE, "fraction of hours spent serving at throughput"),
-    "input_cost_ratio": _Rule(_ZERO, True, Decimal(10),
-                              "cost of an input (prefill) token relative to an output token"),
-    "throughput_input_share": _Rule(_ZERO, False, _ONE,
-                         "share of input tokens in the workload the throughput was measured on"),
+    "input_cost_ratio": _Rule(
+        _ZERO, True, Decimal(10), "cost of an input (prefill) token relative to an output token"
+    ),
+    "throughput_input_share": _Rule(
+        _ZERO, False, _ONE, "share of input tokens in the workload the throughput was measured on"
+    ),
 }
 #: Every key a ``[factories.NAME]`` table may contain.
 TABLE_KEYS = ("gpu", "label", *NUMERIC_FIELDS, "gpus", "rent_includes_power")
@@ -105,25 +110,44 @@ class FactoryProfile:
     def assumptions(self) -> list[dict[str, Any]]:
         """Every input with its value, unit and source, in a stable order, for printing."""
         rows: list[dict[str, Any]] = []
-        units = {"capex": "USD/GPU", "rent_per_hour": "USD/GPU-h", "life_years": "years",
-                 "cost_of_capital": "1/year", "power_kw": "kW/GPU", "avg_draw": "fraction",
-                 "pue": "ratio", "electricity": "USD/kWh", "ops_per_year": "USD/GPU-year",
-                 "throughput": "tokens/s/GPU", "utilization": "fraction", "gpus": "GPUs",
-                 "input_cost_ratio": "ratio",
-                 "throughput_input_share": "fraction"}
+        units = {
+            "capex": "USD/GPU",
+            "rent_per_hour": "USD/GPU-h",
+            "life_years": "years",
+            "cost_of_capital": "1/year",
+            "power_kw": "kW/GPU",
+            "avg_draw": "fraction",
+            "pue": "ratio",
+            "electricity": "USD/kWh",
+            "ops_per_year": "USD/GPU-year",
+            "throughput": "tokens/s/GPU",
+            "utilization": "fraction",
+            "gpus": "GPUs",
+            "input_cost_ratio": "ratio",
+            "throughput_input_share": "fraction",
+        }
         if self.gpu:
-            rows.append({"name": "gpu", "value": self.gpu, "unit": "",
-                         "source": f"catalog: {self.label}"})
+            rows.append(
+                {"name": "gpu", "value": self.gpu, "unit": "", "source": f"catalog: {self.label}"}
+            )
         for key, unit in units.items():
             value = getattr(self, key)
-            if value is None or (self.rent_per_hour is not None
-                                 and key in ("life_years", "cost_of_capital")):
+            if value is None or (
+                self.rent_per_hour is not None and key in ("life_years", "cost_of_capital")
+            ):
                 continue  # amortization inputs mean nothing for a rented GPU
-            rows.append({"name": key, "value": value, "unit": unit,
-                         "source": self.sources.get(key, "")})
+            rows.append(
+                {"name": key, "value": value, "unit": unit, "source": self.sources.get(key, "")}
+            )
         if self.rent_per_hour is not None:
-            rows.append({"name": "rent_includes_power", "value": self.rent_includes_power,
-                         "unit": "", "source": self.sources.get("rent_includes_power", "")})
+            rows.append(
+                {
+                    "name": "rent_includes_power",
+                    "value": self.rent_includes_power,
+                    "unit": "",
+                    "source": self.sources.get("rent_includes_power", ""),
+                }
+            )
         return rows
 
 
@@ -131,9 +155,14 @@ def _source_for(origin: str) -> Callable[[str], str]:
     return lambda key: origin.format(key=key, flag="--" + key.replace("_", "-"))
 
 
-def build_profile(name: str, layers: Sequence[tuple[Mapping[str, Any], str]] = (),
-                  *, catalog: Catalog | None = None, require_throughput: bool = False,
-                  require_cost: bool = True) -> FactoryProfile:
+def build_profile(
+    name: str,
+    layers: Sequence[tuple[Mapping[str, Any], str]] = (),
+    *,
+    catalog: Catalog | None = None,
+    require_throughput: bool = False,
+    require_cost: bool = True,
+) -> FactoryProfile:
     """Resolve a profile from override layers applied over the catalog defaults.
 
     Args:
@@ -210,20 +239,30 @@ def build_profile(name: str, layers: Sequence[tuple[Mapping[str, Any], str]] = (
     if require_throughput and values.get("throughput") is None:
         raise ValueError("throughput: required (tokens/s per GPU for your model and engine)")
     return FactoryProfile(
-        name=name, label=label, kind=spec.kind if spec else "custom",
+        name=name,
+        label=label,
+        kind=spec.kind if spec else "custom",
         gpu=spec.name if spec else None,
-        capex=values.get("capex"), rent_per_hour=values.get("rent_per_hour"),
+        capex=values.get("capex"),
+        rent_per_hour=values.get("rent_per_hour"),
         rent_includes_power=bool(values["rent_includes_power"]),
-        life_years=values["life_years"], cost_of_capital=values["cost_of_capital"],
-        power_kw=values["power_kw"], avg_draw=values["avg_draw"], pue=values["pue"],
-        electricity=values["electricity"], ops_per_year=values["ops_per_year"],
-        throughput=values.get("throughput"), utilization=values["utilization"], gpus=gpus,
+        life_years=values["life_years"],
+        cost_of_capital=values["cost_of_capital"],
+        power_kw=values["power_kw"],
+        avg_draw=values["avg_draw"],
+        pue=values["pue"],
+        electricity=values["electricity"],
+        ops_per_year=values["ops_per_year"],
+        throughput=values.get("throughput"),
+        utilization=values["utilization"],
+        gpus=gpus,
         input_cost_ratio=values["input_cost_ratio"],
         throughput_input_share=values["throughput_input_share"],
         peak_flops=dict(spec.peak_flops) if spec else {},
         reference_tco_per_hour=spec.reference_tco_per_hour if spec else None,
         reference_all_in_kw=spec.all_in_kw if spec else None,
-        sources=sources)
+        sources=sources,
+    )
 
 
 def _int_field(name: str, raw: Any) -> int:
@@ -235,11 +274,16 @@ def _int_field(name: str, raw: Any) -> int:
     return int(value)
 
 
-def profile_from_table(name: str, table: Mapping[str, Any], *,
-                       catalog: Catalog | None = None) -> FactoryProfile:
+def profile_from_table(
+    name: str, table: Mapping[str, Any], *, catalog: Catalog | None = None
+) -> FactoryProfile:
     """The profile a ``[factories.NAME]`` config table describes (throughput required)."""
-    return build_profile(name, [(table, f"config [factories.{name}] {{key}}")],
-                         catalog=catalog, require_throughput=True)
+    return build_profile(
+        name,
+        [(table, f"config [factories.{name}] {{key}}")],
+        catalog=catalog,
+        require_throughput=True,
+    )
 
 
 def validate_factory_table(name: str, table: dict[str, Any]) -> None:

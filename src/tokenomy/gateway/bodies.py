@@ -103,8 +103,7 @@ async def _read_inflated(request: web.Request, coding: str, limit: int) -> bytea
             first = False
             if len(out) > limit:
                 raise PayloadTooLarge(
-                    f"Request body exceeds the limit of {limit} bytes once decompressed "
-                    f"({coding})."
+                    f"Request body exceeds the limit of {limit} bytes once decompressed ({coding})."
                 )
             data = inflater.unconsumed_tail
     if inflater is None:

@@ -71,9 +71,7 @@ async def health(
     details = False
     if request.headers.get("Authorization"):
         try:
-            principal = await asyncio.to_thread(
-                authenticate, store, bearer_token(request.headers)
-            )
+            principal = await asyncio.to_thread(authenticate, store, bearer_token(request.headers))
         except RequestError as err:
             return error_response(OPENAI, err, {})
         except Exception as exc:  # the database is down: answer like a probe would get

@@ -568,5 +568,3 @@ def _stream_error(exc: Exception, request_id: str) -> RequestError:
         return UpstreamError(f"Upstream sent an invalid stream event: {exc}")
     log.exception("internal error in stream %s", request_id, exc_info=exc)
     return InternalError(f"internal gateway error ({type(exc).__name__})")
-
-

@@ -25,8 +25,16 @@ from tokenomy.types import Usage
 
 # Positions of the Usage counters in a leaf vector.
 INPUT, CACHED, CACHE_WRITE, CACHE_WRITE_1H, OUTPUT, REASONING, AUDIO_IN, AUDIO_OUT = range(8)
-FIELD_NAMES = ("input_tokens", "cached_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-               "output_tokens", "reasoning_tokens", "audio_input_tokens", "audio_output_tokens")
+FIELD_NAMES = (
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+)
 Vector = tuple[int, int, int, int, int, int, int, int]
 ZERO: Vector = (0, 0, 0, 0, 0, 0, 0, 0)
 
@@ -65,18 +73,24 @@ def usage_problem(u: Usage) -> str:
         if getattr(u, name) < 0:
             return f"{name} is negative ({getattr(u, name)})"
     if u.cached_tokens + u.cache_write_tokens > u.input_tokens:
-        return (f"cached_tokens ({u.cached_tokens}) + cache_write_tokens ({u.cache_write_tokens})"
-                f" exceed input_tokens ({u.input_tokens})")
+        return (
+            f"cached_tokens ({u.cached_tokens}) + cache_write_tokens ({u.cache_write_tokens})"
+            f" exceed input_tokens ({u.input_tokens})"
+        )
     if u.cache_write_1h_tokens > u.cache_write_tokens:
-        return (f"cache_write_1h_tokens ({u.cache_write_1h_tokens}) exceed cache_write_tokens"
-                f" ({u.cache_write_tokens})")
+        return (
+            f"cache_write_1h_tokens ({u.cache_write_1h_tokens}) exceed cache_write_tokens"
+            f" ({u.cache_write_tokens})"
+        )
     if u.audio_input_tokens > u.input_tokens:
         return f"audio_input_tokens ({u.audio_input_tokens}) exceed input_tokens ({u.input_tokens})"
     if u.reasoning_tokens > u.output_tokens:
         return f"reasoning_tokens ({u.reasoning_tokens}) exceed output_tokens ({u.output_tokens})"
     if u.audio_output_tokens > u.output_tokens:
-        return (f"audio_output_tokens ({u.audio_output_tokens}) exceed output_tokens"
-                f" ({u.output_tokens})")
+        return (
+            f"audio_output_tokens ({u.audio_output_tokens}) exceed output_tokens"
+            f" ({u.output_tokens})"
+        )
     return ""
 
 
@@ -99,11 +113,24 @@ class RateCard:
             without any price, i.e. free).
     """
 
-    __slots__ = ("_bands", "_fixed", "_leaves", "_max_fixed", "_max_in", "_max_out", "_names",
-                 "_scale", "_starts", "note", "problem", "source")
+    __slots__ = (
+        "_bands",
+        "_fixed",
+        "_leaves",
+        "_max_fixed",
+        "_max_in",
+        "_max_out",
+        "_names",
+        "_scale",
+        "_starts",
+        "note",
+        "problem",
+        "source",
+    )
 
-    def __init__(self, source: str, buckets: Sequence[Bucket], problem: str = "",
-                 note: str = "") -> None:
+    def __init__(
+        self, source: str, buckets: Sequence[Bucket], problem: str = "", note: str = ""
+    ) -> None:
         self.source = source
         self.problem = problem
         self.note = note
@@ -146,18 +173,26 @@ class RateCard:
         self._leaves = tuple(leaves)
         self._names = tuple(names)
         self._bands = tuple(tuple(ints[j][k] for j in leaf_rows) for k in range(band_count))
-        self._fixed = tuple(sum(ints[j][k] for j, b in enumerate(buckets) if b.vector is None)
-                            for k in range(band_count))
+        self._fixed = tuple(
+            sum(ints[j][k] for j, b in enumerate(buckets) if b.vector is None)
+            for k in range(band_count)
+        )
 
         # Worst case per band, made monotone so any input count up to a band is covered.
         max_in: list[int] = []
         max_out: list[int] = []
         max_fixed: list[int] = []
         for k in range(band_count):
-            ins = [ints[j][k] for j, b in enumerate(buckets)
-                   if b.vector is not None and b.direction == "input"]
-            outs = [ints[j][k] for j, b in enumerate(buckets)
-                    if b.vector is not None and b.direction == "output"]
+            ins = [
+                ints[j][k]
+                for j, b in enumerate(buckets)
+                if b.vector is not None and b.direction == "input"
+            ]
+            outs = [
+                ints[j][k]
+                for j, b in enumerate(buckets)
+                if b.vector is not None and b.direction == "output"
+            ]
             max_in.append(max([*ins, *max_in[-1:], 0]))
             max_out.append(max([*outs, *max_out[-1:], 0]))
             max_fixed.append(max([self._fixed[k], *max_fixed[-1:]]))
@@ -178,8 +213,18 @@ class RateCard:
         r = u.reasoning_tokens
         ai = u.audio_input_tokens
         ao = u.audio_output_tokens
-        if (c < 0 or w1 < 0 or r < 0 or ai < 0 or ao < 0 or c + w > i or w1 > w or r > o
-                or ao > o or ai > i):
+        if (
+            c < 0
+            or w1 < 0
+            or r < 0
+            or ai < 0
+            or ao < 0
+            or c + w > i
+            or w1 > w
+            or r > o
+            or ao > o
+            or ai > i
+        ):
             return None
         v = (i, c, w, w1, o, r, ai, ao)
         k = bisect_left(self._starts, i) if self._starts else 0
@@ -202,15 +247,21 @@ class RateCard:
         for name, terms in zip(self._names, self._leaves, strict=True):
             leaf = sum(coef * v[index] for index, coef in terms)
             if leaf < 0:
-                parts = " ".join(f"{'+' if coef > 0 else '-'} {FIELD_NAMES[index]}"
-                                 for index, coef in terms)
-                return (f"{name} would be negative ({leaf} = {parts.lstrip('+ ')}); the usage"
-                        " cannot say which audio tokens were cached")
+                parts = " ".join(
+                    f"{'+' if coef > 0 else '-'} {FIELD_NAMES[index]}" for index, coef in terms
+                )
+                return (
+                    f"{name} would be negative ({leaf} = {parts.lstrip('+ ')}); the usage"
+                    " cannot say which audio tokens were cached"
+                )
         return ""
 
     def max_nanos(self, input_tokens: int, max_output_tokens: int) -> int:
         """Upper bound (rounded up) for any consistent usage within the given token counts."""
         k = bisect_left(self._starts, input_tokens) if self._starts else 0
-        total = (max(input_tokens, 0) * self._max_in[k]
-                 + max(max_output_tokens, 0) * self._max_out[k] + self._max_fixed[k])
+        total = (
+            max(input_tokens, 0) * self._max_in[k]
+            + max(max_output_tokens, 0) * self._max_out[k]
+            + self._max_fixed[k]
+        )
         return -(-total // self._scale)

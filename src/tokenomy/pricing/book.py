@@ -93,10 +93,13 @@ def custom_card(price_id: str, p: PriceSection) -> RateCard:
 
 def factory_card(name: str, input_usd_mtok: Decimal, output_usd_mtok: Decimal) -> RateCard:
     """Rate card for a local token factory's production cost (USD per million tokens)."""
-    return RateCard(f"factory:{name}", [
-        Bucket("input", unit_vector(INPUT), "input", input_usd_mtok),
-        Bucket("output", unit_vector(OUTPUT), "output", output_usd_mtok),
-    ])
+    return RateCard(
+        f"factory:{name}",
+        [
+            Bucket("input", unit_vector(INPUT), "input", input_usd_mtok),
+            Bucket("output", unit_vector(OUTPUT), "output", output_usd_mtok),
+        ],
+    )
 
 
 class _Pricer:
@@ -104,8 +107,13 @@ class _Pricer:
 
     __slots__ = ("card", "deployment", "model", "unknown")
 
-    def __init__(self, deployment: Deployment, card: RateCard | None = None,
-                 model: catalog.CatalogModel | None = None, unknown: Priced | None = None) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        card: RateCard | None = None,
+        model: catalog.CatalogModel | None = None,
+        unknown: Priced | None = None,
+    ) -> None:
         self.deployment = deployment
         self.card = card
         self.model = model
@@ -136,22 +144,27 @@ class PriceBook:
 
     _MAX_PRICERS = 10_000
 
-    def __init__(self, prices: Mapping[str, PriceSection] | None = None,
-                 factory_prices: Mapping[str, tuple[Decimal, Decimal]] | None = None) -> None:
+    def __init__(
+        self,
+        prices: Mapping[str, PriceSection] | None = None,
+        factory_prices: Mapping[str, tuple[Decimal, Decimal]] | None = None,
+    ) -> None:
         self.catalog_version = catalog.CATALOG_VERSION
         self._snapshot = catalog.snapshot()
         self._custom = {pid: custom_card(pid, p) for pid, p in (prices or {}).items()}
-        self._factory = {name: factory_card(name, i, o)
-                         for name, (i, o) in (factory_prices or {}).items()}
+        self._factory = {
+            name: factory_card(name, i, o) for name, (i, o) in (factory_prices or {}).items()
+        }
         self._pricers: dict[int, _Pricer] = {}
-        self._catalog_models: dict[tuple[str, str, str, str | None, str],
-                                   catalog.CatalogModel | Priced] = {}
+        self._catalog_models: dict[
+            tuple[str, str, str, str | None, str], catalog.CatalogModel | Priced
+        ] = {}
         self._warned: set[tuple[str, str, str]] = set()
 
     @classmethod
-    def from_settings(cls, settings: Settings,
-                      factory_prices: Mapping[str, tuple[Decimal, Decimal]] | None = None
-                      ) -> PriceBook:
+    def from_settings(
+        cls, settings: Settings, factory_prices: Mapping[str, tuple[Decimal, Decimal]] | None = None
+    ) -> PriceBook:
         """Build the book for a configuration and resolve every configured deployment now,
         so that unknown models are reported at start-up rather than on first traffic."""
         book = cls(settings.prices, factory_prices)
@@ -164,8 +177,14 @@ class PriceBook:
                     book._unusable(deployment, card)
         return book
 
-    def price(self, deployment: Deployment, usage: Usage, ts_ms: int, *,
-              price_context: Mapping[str, str] | None = None) -> Priced:
+    def price(
+        self,
+        deployment: Deployment,
+        usage: Usage,
+        ts_ms: int,
+        *,
+        price_context: Mapping[str, str] | None = None,
+    ) -> Priced:
         """Price one request.
 
         Args:
@@ -191,9 +210,15 @@ class PriceBook:
             return Priced(nanos, card.source, self._note(deployment, card.note))
         return Priced(nanos, card.source)
 
-    def max_cost_nanos(self, deployment: Deployment, input_tokens: int, max_output_tokens: int,
-                       ts_ms: int, *, price_context: Mapping[str, str] | None = None
-                       ) -> int | None:
+    def max_cost_nanos(
+        self,
+        deployment: Deployment,
+        input_tokens: int,
+        max_output_tokens: int,
+        ts_ms: int,
+        *,
+        price_context: Mapping[str, str] | None = None,
+    ) -> int | None:
         """Worst-case cost of a request, for budget reservations.
 
         Every input token is charged at the dearest input rate of the tier that
@@ -226,15 +251,21 @@ class PriceBook:
         if deployment.price is not None:
             card = self._custom.get(deployment.price)
             if card is None:
-                return _Pricer(deployment, unknown=self._warn(
-                    deployment, f"unknown custom price id {deployment.price!r}"))
+                return _Pricer(
+                    deployment,
+                    unknown=self._warn(deployment, f"unknown custom price id {deployment.price!r}"),
+                )
             return _Pricer(deployment, card=card)
         factory = deployment.factory or provider.factory
         if factory is not None:
             card = self._factory.get(factory)
             if card is None:
-                return _Pricer(deployment, unknown=self._warn(
-                    deployment, f"no production cost known for factory {factory!r}"))
+                return _Pricer(
+                    deployment,
+                    unknown=self._warn(
+                        deployment, f"no production cost known for factory {factory!r}"
+                    ),
+                )
             return _Pricer(deployment, card=card)
         resolved = self._catalog_model(deployment)
         if isinstance(resolved, Priced):
@@ -244,8 +275,13 @@ class PriceBook:
     def _catalog_model(self, deployment: Deployment) -> catalog.CatalogModel | Priced:
         provider = deployment.provider
         # Everything the resolution depends on, so equal names from different configs differ.
-        key = (provider.name, provider.kind, provider.base_url, provider.catalog_provider,
-               deployment.model)
+        key = (
+            provider.name,
+            provider.kind,
+            provider.base_url,
+            provider.catalog_provider,
+            deployment.model,
+        )
         found = self._catalog_models.get(key)
         if found is not None:
             return found
@@ -258,8 +294,10 @@ class PriceBook:
                 matched = catalog.find_model(self._snapshot, cat_provider, deployment.model)
             except LookupError:
                 where = f"provider {cat_provider.id!r}" if cat_provider else "any provider"
-                problem = (f"model {deployment.model!r} is not priced by {where} in the"
-                           f" {catalog.CATALOG_VERSION} catalog")
+                problem = (
+                    f"model {deployment.model!r} is not priced by {where} in the"
+                    f" {catalog.CATALOG_VERSION} catalog"
+                )
                 result = self._warn(deployment, problem)
             else:
                 result = catalog.CatalogModel(*matched)
@@ -269,8 +307,10 @@ class PriceBook:
     # -- warnings (logged once per provider and model) -------------------------------------
 
     def _warn(self, deployment: Deployment, problem: str, kind: str = "price") -> Priced:
-        message = (f"no price for provider {deployment.provider.name!r} model"
-                   f" {deployment.model!r}: {problem}")
+        message = (
+            f"no price for provider {deployment.provider.name!r} model"
+            f" {deployment.model!r}: {problem}"
+        )
         key = (deployment.provider.name, deployment.model, kind)
         if key not in self._warned:
             self._warned.add(key)

@@ -106,8 +106,10 @@ def infer_catalog_provider(
     if provider.catalog_provider:
         found = data_snapshot.find_provider_by_id(snap.providers, provider.catalog_provider)
         if found is None:
-            return None, (f"catalog_provider {provider.catalog_provider!r} of provider"
-                          f" {provider.name!r} is not in the {CATALOG_VERSION} catalog")
+            return None, (
+                f"catalog_provider {provider.catalog_provider!r} of provider"
+                f" {provider.name!r} is not in the {CATALOG_VERSION} catalog"
+            )
         return found, ""
     if provider.kind == "anthropic":
         return data_snapshot.find_provider_by_id(snap.providers, "anthropic"), ""
@@ -158,8 +160,14 @@ def validity_window(model: types.ModelInfo, ts_ms: int, with_variants: bool) -> 
         if isinstance(c, types.StartDateConstraint):
             bounds.append(_date_ms(c.start_date))
         elif isinstance(c, types.TimeOfDateConstraint):
-            bounds.extend((day, day + _DAY_MS, day + _time_of_day_ms(c.start_time),
-                           day + _time_of_day_ms(c.end_time)))
+            bounds.extend(
+                (
+                    day,
+                    day + _DAY_MS,
+                    day + _time_of_day_ms(c.start_time),
+                    day + _time_of_day_ms(c.end_time),
+                )
+            )
         else:  # a constraint kind this code does not know: never reuse across instants
             bounds.extend((ts_ms, ts_ms + 1))
     for b in bounds:
@@ -210,8 +218,10 @@ def compile_model_price(model_price: types.ModelPrice, source: str) -> RateCard:
         keys = ", ".join(sorted(unit.price_key for unit in units) + unknown) or "none"
         return RateCard(source, (), problem=f"catalog has no token prices (only: {keys})")
 
-    token_units = sorted((u for u in units if u.usage_key != "requests"),
-                         key=lambda u: (-len(u.dimensions), u.usage_key))
+    token_units = sorted(
+        (u for u in units if u.usage_key != "requests"),
+        key=lambda u: (-len(u.dimensions), u.usage_key),
+    )
     leaves: dict[str, list[int]] = {}
     for unit in token_units:
         leaf = list(USAGE_VECTORS.get(unit.usage_key, ZERO))
@@ -229,8 +239,11 @@ def compile_model_price(model_price: types.ModelPrice, source: str) -> RateCard:
         leaf = leaves[unit.usage_key]
         if any(leaf):  # an all-zero leaf is a unit our usage never reports: it costs 0
             v = (leaf[0], leaf[1], leaf[2], leaf[3], leaf[4], leaf[5], leaf[6], leaf[7])
-            buckets.append(Bucket(unit.usage_key, v, unit.dimensions.get("direction", ""),
-                                  base, tiers, unit.per))
+            buckets.append(
+                Bucket(
+                    unit.usage_key, v, unit.dimensions.get("direction", ""), base, tiers, unit.per
+                )
+            )
     return RateCard(source, buckets)
 
 
@@ -240,8 +253,17 @@ def compile_model_price(model_price: types.ModelPrice, source: str) -> RateCard:
 class CatalogModel:
     """A catalog model resolved for one deployment, with its rate card cached per window."""
 
-    __slots__ = ("_cards", "_context_slots", "_hi", "_lo", "_now_card", "_own_model", "model",
-                 "provider", "source")
+    __slots__ = (
+        "_cards",
+        "_context_slots",
+        "_hi",
+        "_lo",
+        "_now_card",
+        "_own_model",
+        "model",
+        "provider",
+        "source",
+    )
 
     _MAX_CARDS = 256
 
@@ -279,8 +301,9 @@ class CatalogModel:
         self._context_slots[key] = slot
         return slot[2]
 
-    def _load(self, ts_ms: int, key: PriceContextKey | None,
-              context: Mapping[str, str] | None) -> tuple[int, int, RateCard]:
+    def _load(
+        self, ts_ms: int, key: PriceContextKey | None, context: Mapping[str, str] | None
+    ) -> tuple[int, int, RateCard]:
         use_variants = bool(context) and self._own_model
         lo, hi = validity_window(self.model, ts_ms, use_variants)
         cached = self._cards.get((key, lo))
@@ -290,10 +313,15 @@ class CatalogModel:
         source = self.source
         if use_variants and context:
             model_price = self.model.get_prices(when, context)
-            applied = sorted({item for v in self.model.price_variants or ()
-                              if (v.constraint is None or v.constraint.active(when))
-                              and all(context.get(k) == val for k, val in v.when.items())
-                              for item in v.when.items()})
+            applied = sorted(
+                {
+                    item
+                    for v in self.model.price_variants or ()
+                    if (v.constraint is None or v.constraint.active(when))
+                    and all(context.get(k) == val for k, val in v.when.items())
+                    for item in v.when.items()
+                }
+            )
             if applied:
                 source += "[" + ",".join(f"{k}={val}" for k, val in applied) + "]"
         else:
