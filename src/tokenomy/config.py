@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tokenomy.errors import ConfigError
+from tokenomy.money import float_to_decimal
 
 DEFAULT_DB_URL = "sqlite:///tokenomy.db"
 
@@ -100,8 +101,7 @@ class PriceSection(_Strict):
     )
     @classmethod
     def _no_float(cls, v: Any) -> Any:
-        # TOML floats are binary; go through their shortest repr so 0.1 stays 0.1.
-        return Decimal(repr(v)) if isinstance(v, float) else v
+        return float_to_decimal(v) if isinstance(v, float) else v
 
 
 class AlertsSection(_Strict):

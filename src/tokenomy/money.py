@@ -9,6 +9,15 @@ _NANO = Decimal("0.000000001")
 MTOK = 1_000_000
 
 
+def float_to_decimal(value: float) -> Decimal:
+    """A float from TOML or JSON as the decimal it was written as: ``0.1`` stays ``0.1``.
+
+    Its shortest ``repr`` round-trips, unlike ``Decimal(0.1)`` (the binary value,
+    ``0.1000000000000000055511151231257827...``).
+    """
+    return Decimal(repr(value))
+
+
 def usd_to_nanos(usd: Decimal) -> int:
     """Round a USD amount to whole nano-dollars (banker's rounding, as accountants expect)."""
     return int((usd * NANOS_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))

@@ -1,6 +1,7 @@
 """Token-factory economics: production cost, capacity planning, break-even, forecast.
 
-The public API (the CLI, the gateway and the tests all go through it):
+The main entry points (the submodules hold the details, which the CLI's tables and the
+tests also import directly):
 
 * ``build_profile`` / ``profile_from_table`` → ``FactoryProfile``; ``load_catalog``
 * ``factory_cost(profile)`` → ``FactoryCost`` ($/h split, $/Mtok, tokens/s per MW, J/token)

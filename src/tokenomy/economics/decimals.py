@@ -6,6 +6,8 @@ import math
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from typing import Any
 
+from tokenomy.money import float_to_decimal
+
 MILLION = Decimal(1_000_000)
 HOURS_PER_YEAR = Decimal(8760)
 HOURS_PER_MONTH = HOURS_PER_YEAR / 12  # 730: the average month, so 12 months make a year
@@ -17,8 +19,8 @@ OUTPUT_SIG_DIGITS = 10
 def to_decimal(value: Any, field: str) -> Decimal:
     """Convert a TOML/CLI value to Decimal, naming ``field`` in the error.
 
-    Floats go through their shortest ``repr`` so that TOML's ``1.73`` stays ``1.73``
-    rather than the binary ``1.729999999999999982236431605997495353221893310546875``.
+    Floats become the decimal they were written as (``money.float_to_decimal``): TOML's
+    ``1.73`` stays ``1.73``.
     """
     if isinstance(value, bool):
         raise ValueError(f"{field}: expected a number, got {value!r}")
@@ -29,7 +31,7 @@ def to_decimal(value: Any, field: str) -> Decimal:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{field}: expected a finite number, got {value!r}")
-        result = Decimal(repr(value))
+        result = float_to_decimal(value)
     elif isinstance(value, str):
         try:
             result = Decimal(value.strip().replace("_", "").replace(",", ""))
