@@ -1,7 +1,8 @@
 """Gateway overhead benchmark: direct vs through tokenomy, side by side in one run.
 
-Starts a fast local upstream (bench/upstream.py) and a real ``tokenomy serve`` (keys,
-metering, pricing and the SQLite ledger all on), then drives both with wrk at
+Starts the tests' fake OpenAI upstream in its fast mode (``python -m tests.fakes.serve
+--fast``: pre-serialised replies, uvloop) and a real ``tokenomy serve`` (keys, metering,
+pricing and the SQLite ledger all on), then drives both with wrk at
 concurrency 1 and 64, alternating, and writes bench/RESULTS.md. This machine is noisy:
 compare the ratios within one run, not absolute numbers across runs.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import re
@@ -29,6 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # the fake upstream, free ports and PostgreSQL live in tests/
+
+from tests.ports import unused_port  # noqa: E402
+
 BODY = '{"model":"bench-model","messages":[{"role":"user","content":"Say hello."}]}'
 
 
@@ -40,12 +47,6 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 15.0, headers: dict[str, str] | None = None) -> None:
@@ -109,6 +110,7 @@ class Target:
     url: str
     key: str | None
     agent: bool = False
+    startup_s: float = 0.0  # from starting ``tokenomy serve`` until /health answers
 
 
 def gateway_process(
@@ -116,15 +118,12 @@ def gateway_process(
 ) -> tuple[subprocess.Popen[bytes], Target]:
     """A real ``tokenomy serve`` on its own database, with a key on org/team/user.
 
-    ``src``: run the tokenomy source tree found there instead of this checkout's (the
-    ``--baseline`` row), with its own code creating the key.
+    The key and budgets are made with the ``tokenomy`` CLI of the code under test, so the
+    bench does not depend on library internals. ``src``: run the tokenomy source tree
+    found there instead of this checkout's (the ``--baseline`` row).
     """
-    from tokenomy.budgets import storage
-    from tokenomy.budgets.model import BUDGET
-    from tokenomy.ledger import open_store
-
     env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else None
-    port = free_port()
+    port = unused_port()
     config = work / f"{name}.toml"
     config.write_text(f"""
 [gateway]
@@ -140,43 +139,31 @@ catalog_provider = "openai"
 name = "bench-model"
 deployments = [{{ provider = "upstream", model = "gpt-4o-mini" }}]
 """)
-    if src is not None:
-        key = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from tokenomy.ledger import open_store; "
-                "print(open_store(sys.argv[1]).create_key(org='bench', team='perf', "
-                "user='wrk')[1])",
-                db_url,
-            ],
+
+    def cli(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "tokenomy.cli", *args, "--db", db_url],
             env=env,
             check=True,
             capture_output=True,
             text=True,
-        ).stdout.strip()
-    else:
-        store = open_store(db_url)
-        record, key = store.create_key(org="bench", team="perf", user="wrk")
+        ).stdout
+
+    created = json.loads(
+        cli("keys", "create", "--org", "bench", "--team", "perf", "--user", "wrk", "--json")
+    )
     if budgets:  # generous limits on every scope: measures the bookkeeping, not refusals
         for scope in (
             "org:bench",
             "team:perf",
             "user:wrk",
-            f"key:{record.key_id}",
+            f"key:{created['key_id']}",
             "agent:bencher",
         ):
-            storage.set_budget(
-                store,
-                kind=BUDGET,
-                scope=scope,
-                unit="usd",
-                limit=10**9 * 10**9,
-                period="month",
-                hard=True,
+            cli(
+                "budgets", "set", scope, "--limit", "1000000000", "--period", "month", "--alert", ""
             )
-    if src is None:
-        store.close()
+    t0 = time.monotonic()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -194,7 +181,8 @@ deployments = [{{ provider = "upstream", model = "gpt-4o-mini" }}]
         env=env,
     )
     wait_http(f"http://127.0.0.1:{port}/health")
-    return proc, Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", key, budgets)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    return proc, Target(name, url, created["secret"], budgets, time.monotonic() - t0)
 
 
 def measure(
@@ -243,16 +231,24 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is required: apt-get install wrk")
-    sys.path.insert(0, str(HERE.parent))
 
     work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
-    up_port, bare_port = free_port(), free_port()
+    up_port, bare_port = unused_port(), unused_port()
     procs: list[subprocess.Popen[bytes]] = []
     with contextlib.ExitStack() as stack:
         try:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, str(HERE / "upstream.py"), "--port", str(up_port)]
+                    [
+                        sys.executable,
+                        "-m",
+                        "tests.fakes.serve",
+                        "--port",
+                        str(up_port),
+                        "--fast",
+                    ],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
                 )
             )
             wait_port(up_port)
@@ -269,11 +265,9 @@ def main() -> None:
                 )
             )
             wait_port(bare_port)
-            t0 = time.monotonic()
             gw, plain = gateway_process(
                 work, "tokenomy sqlite", f"sqlite:///{work / 'a.db'}", up_port, budgets=False
             )
-            startup_s = time.monotonic() - t0
             procs.append(gw)
             gw, budgeted = gateway_process(
                 work,
@@ -288,7 +282,7 @@ def main() -> None:
                 src = work / "baseline"
                 src.mkdir()
                 archive = subprocess.run(
-                    ["git", "-C", str(HERE.parent), "archive", args.baseline, "src"],
+                    ["git", "-C", str(ROOT), "archive", args.baseline, "src"],
                     check=True,
                     capture_output=True,
                 ).stdout
@@ -339,7 +333,7 @@ def main() -> None:
             for p in procs:
                 p.wait(30)
     shutil.rmtree(work, ignore_errors=True)
-    write_results(Path(args.out), results, args.duration, args.rounds, startup_s)
+    write_results(Path(args.out), results, args.duration, args.rounds, plain.startup_s)
 
 
 def _cpu() -> str:
@@ -368,7 +362,8 @@ def write_results(
         "- tokenomy: one `tokenomy serve` process per row (uvloop), API key auth, metering, "
         "genai-prices pricing, ledger with crash journal — everything on; `+budgets`: hard USD "
         "budgets on org, team, user, key and agent",
-        "- upstream: bench/upstream.py, a fixed OpenAI chat completion (uvloop, keep-alive); "
+        "- upstream: the tests' FakeOpenAI in fast mode (`python -m tests.fakes.serve --fast`: "
+        "a pre-serialised chat completion, aiohttp + uvloop, keep-alive); "
         "floor: bench/bare_proxy.py, aiohttp server + client doing nothing but forwarding",
         f"- load: wrk -t1, {duration} s per run, {rounds} rounds per cell in a rotating order "
         "with a 1 s pause before each run, median round reported; wrk, upstream and gateway "

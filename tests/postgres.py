@@ -11,13 +11,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from tests.ports import unused_port
 
 
 def _bin(name: str) -> str:
@@ -31,12 +32,6 @@ def _bin(name: str) -> str:
             "installs the postgresql package"
         )
     return candidates[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_as() -> list[str]:
@@ -62,7 +57,7 @@ def postgres_server() -> Iterator[str]:
         user = prefix[2]
         shutil.chown(root, user=user)
         os.chmod(root, 0o700)
-    port = _free_port()
+    port = unused_port()
     subprocess.run(
         [
             *prefix,

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from tokenomy.admin import create_admin_key, setup_admin
 from tokenomy.config import parse_config
-from tokenomy.ledger import open_store
+from tokenomy.database import open_database
 from tokenomy.ledger.store import Store
 
 
@@ -90,7 +90,7 @@ class Server:
 
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
-    s = open_store(db_url)
+    s = open_database(db_url)
     yield s
     s.close()
 

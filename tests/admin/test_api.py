@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
 from tests.admin.conftest import Admin, Server
+from tests.builders import usage_event
 from tokenomy.admin import models as m
 from tokenomy.admin.keys import revoke_admin_key
 from tokenomy.ledger.reports import USAGE_COLUMNS
 from tokenomy.ledger.store import hash_secret
-from tokenomy.types import Usage, UsageEvent
+from tokenomy.types import Usage
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -21,23 +23,14 @@ def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def _event(i: int, team: str, cost_nanos: int, **kw: object) -> UsageEvent:
-    base: dict[str, object] = dict(
-        id=f"e{i}",
-        ts_ms=_ms("2026-11-01T10:00:00"),
-        api_format="openai",
-        endpoint="chat.completions",
-        model="gpt-4o",
-        status=200,
-        org="acme",
-        team=team,
-        user="alice",
-        key_id="k1",
-        usage=Usage(input_tokens=1000, output_tokens=300),
-        cost_nanos=cost_nanos,
-    )
-    base.update(kw)
-    return UsageEvent(**base)  # type: ignore[arg-type]
+_event = partial(
+    usage_event,
+    ts_ms=_ms("2026-11-01T10:00:00"),
+    org="acme",
+    user="alice",
+    key_id="k1",
+    usage=Usage(input_tokens=1000, output_tokens=300),
+)
 
 
 # -- authentication ----------------------------------------------------------------------
@@ -197,10 +190,10 @@ async def test_rate_limits_set_list_delete(root: Admin) -> None:
 async def test_usage_report_json_is_exact(root: Admin, server: Server) -> None:
     server.store.insert_events(
         [
-            _event(1, "research", 1_234_567),
-            _event(2, "research", 1, model="claude-sonnet-4"),
-            _event(3, "support", 100_000_000, ts_ms=_ms("2026-11-02T10:00:00")),
-            _event(4, "support", 5, ts_ms=_ms("2026-10-01T10:00:00")),
+            _event(1, team="research", cost_nanos=1_234_567),
+            _event(2, team="research", cost_nanos=1, model="claude-sonnet-4"),
+            _event(3, team="support", cost_nanos=100_000_000, ts_ms=_ms("2026-11-02T10:00:00")),
+            _event(4, team="support", cost_nanos=5, ts_ms=_ms("2026-10-01T10:00:00")),
         ]
     )
     r = await root.get("/admin/v1/usage", by="team")

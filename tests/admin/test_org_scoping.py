@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.admin.conftest import Admin, Server
+from tests.builders import usage_event
 from tokenomy.admin.keys import authenticate, create_admin_key, list_admin_keys
+from tokenomy.admin.schema import ADMIN_MIGRATIONS
 from tokenomy.errors import AuthenticationError
-from tokenomy.ledger.schema import BUDGET_MIGRATIONS
 from tokenomy.ledger.store import ApiKey, Store
-from tokenomy.types import Usage, UsageEvent
+from tokenomy.types import Usage
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,13 +58,9 @@ async def test_usage_is_that_of_the_admins_org_and_team(orgs: TwoOrgs) -> None:
     ts = int(datetime(2026, 11, 1, 10, tzinfo=UTC).timestamp() * 1000)
     orgs.server.store.insert_events(
         [
-            UsageEvent(
-                id=f"e{i}",
+            usage_event(
+                i,
                 ts_ms=ts,
-                api_format="openai",
-                endpoint="chat.completions",
-                model="gpt-4o",
-                status=200,
                 org=org,
                 team="t1",
                 user=user,
@@ -130,7 +127,9 @@ def _legacy_key(store: Store, team: str) -> str:
     """A team admin key as made before admin keys had an org."""
     record, secret = create_admin_key(store, org="x", team=team, name="legacy")
     with store.transaction() as cur:
-        cur.execute(store._q("UPDATE admin_keys SET org = NULL WHERE key_id = ?"), (record.key_id,))
+        cur.execute(
+            store.sql("UPDATE admin_keys SET org = NULL WHERE key_id = ?"), (record.key_id,)
+        )
     return secret
 
 
@@ -144,7 +143,7 @@ def test_legacy_team_keys_are_bound_to_their_teams_only_org_or_refused(store: St
         authenticate(store, single)
 
     # The migration's backfill binds a key whose team is in exactly one org to that org.
-    backfill = dict(BUDGET_MIGRATIONS)["0007_admin_keys_org"][1]
+    backfill = (ADMIN_MIGRATIONS["0007_admin_keys_org"].statements(store.dialect) or ())[1]
     with store.transaction() as cur:
         cur.execute(backfill)
     who = authenticate(store, single)

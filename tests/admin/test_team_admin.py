@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.admin.conftest import Admin, Server
+from tests.builders import usage_event
 from tokenomy.ledger.store import ApiKey
-from tokenomy.types import Usage, UsageEvent
+from tokenomy.types import Usage
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -153,13 +154,9 @@ async def test_audit_shows_only_the_team_and_hides_counterparts(teams: Teams) ->
 async def test_usage_is_forced_to_the_team(teams: Teams) -> None:
     ts = int(datetime(2026, 11, 1, 10, tzinfo=UTC).timestamp() * 1000)
     events = [
-        UsageEvent(
-            id=f"e{i}",
+        usage_event(
+            i,
             ts_ms=ts,
-            api_format="openai",
-            endpoint="chat.completions",
-            model="gpt-4o",
-            status=200,
             org="acme",
             team=team,
             user="alice",

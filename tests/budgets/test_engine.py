@@ -12,8 +12,8 @@ from tokenomy.budgets import storage
 from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.engine import BudgetEngine, Demand
 from tokenomy.budgets.model import BUDGET, RATE_LIMIT
+from tokenomy.database import open_database
 from tokenomy.errors import BudgetExceeded, RateLimited
-from tokenomy.ledger import open_store
 from tokenomy.ledger.store import Store
 
 
@@ -46,7 +46,7 @@ def _status(store: Store, scope: str) -> storage.BudgetStatus:
 
 
 async def test_concurrent_admissions_never_exceed_a_hard_limit(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "team:t", 1_000)
     engine = BudgetEngine(store)
     await engine.start()
@@ -73,7 +73,7 @@ async def test_concurrent_admissions_never_exceed_a_hard_limit(db_url: str) -> N
 
 
 async def test_settle_releases_unused_reservation(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "user:u", 100)
     engine = BudgetEngine(store)
     await engine.start()
@@ -94,7 +94,7 @@ async def test_settle_releases_unused_reservation(db_url: str) -> None:
 
 
 async def test_all_or_nothing_across_scopes(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "team:t", 1_000_000)
     _set(store, "key:k", 50)
     engine = BudgetEngine(store)
@@ -112,7 +112,7 @@ async def test_all_or_nothing_across_scopes(db_url: str) -> None:
 
 
 async def test_token_budget_counts_tokens(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "agent:a", 1_000, unit="tokens", period="day")
     engine = BudgetEngine(store)
     await engine.start()
@@ -130,7 +130,7 @@ async def test_token_budget_counts_tokens(db_url: str) -> None:
 
 
 async def test_unknown_price_cannot_pass_a_hard_usd_budget(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "team:t", 10**9)
     engine = BudgetEngine(store)
     await engine.start()
@@ -141,7 +141,7 @@ async def test_unknown_price_cannot_pass_a_hard_usd_budget(db_url: str) -> None:
 
 
 async def test_period_reset(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "team:t", 100, period="day")
     now = [1_795_000_000_000]  # some instant; the day boundary is computed from it
     engine = BudgetEngine(store, clock=lambda: now[0])
@@ -158,7 +158,7 @@ async def test_period_reset(db_url: str) -> None:
 
 
 async def test_soft_budget_alerts_fire_once_per_threshold(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "team:t", 100, hard=False, alerts=(Decimal("0.5"), Decimal("0.8"), Decimal("1")))
     sink = AlertSink()
     engine = BudgetEngine(store, alerts=sink)
@@ -181,7 +181,7 @@ async def test_soft_budget_alerts_fire_once_per_threshold(db_url: str) -> None:
 
 
 async def test_rate_limit_requests_per_minute(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "key:k", 3, unit="requests", period="minute", kind=RATE_LIMIT)
     engine = BudgetEngine(store)
     await engine.start()
@@ -196,7 +196,7 @@ async def test_rate_limit_requests_per_minute(db_url: str) -> None:
 
 async def test_two_engines_share_one_limit(db_url: str) -> None:
     """Two gateway processes' engines on one database: together they stay within the limit."""
-    store_a, store_b = open_store(db_url), open_store(db_url)
+    store_a, store_b = open_database(db_url), open_database(db_url)
     _set(store_a, "org:o", 5_000)
     a, b = BudgetEngine(store_a), BudgetEngine(store_b)
     await a.start()

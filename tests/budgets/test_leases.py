@@ -7,13 +7,14 @@ import time
 
 import pytest
 
-from tests.gateway.harness import free_port
+from tests.builders import usage_event
+from tests.ports import unused_port
 from tokenomy.budgets import storage
 from tokenomy.budgets.engine import BudgetEngine, Demand
 from tokenomy.budgets.model import BUDGET, RATE_LIMIT
+from tokenomy.database import open_database
 from tokenomy.errors import AuthUnavailable, BudgetExceeded, BudgetUnavailable
 from tokenomy.gateway.auth import KeyCache
-from tokenomy.ledger import open_store
 from tokenomy.ledger.store import Store
 from tokenomy.types import Usage, UsageEvent
 
@@ -46,7 +47,7 @@ def _lease_rows(store: Store) -> list[tuple[str, int, int]]:
 
 
 async def test_a_lease_is_not_spent_from_past_its_ttl(sqlite_url: str) -> None:
-    store = open_store(sqlite_url)
+    store = open_database(sqlite_url)
     _set(store, "team:t", 10**9)
     engine = BudgetEngine(store, lease_ttl_ms=TTL_MS)
     await engine.start()
@@ -75,7 +76,7 @@ async def test_a_lease_is_not_spent_from_past_its_ttl(sqlite_url: str) -> None:
 
 async def test_a_fenced_lease_counts_until_its_holder_settles_it(db_url: str) -> None:
     limit = 100_000
-    store_a, store_b = open_store(db_url), open_store(db_url)
+    store_a, store_b = open_database(db_url), open_database(db_url)
     _set(store_a, "org:o", limit)
     a = BudgetEngine(store_a, lease_ttl_ms=TTL_MS)
     b = BudgetEngine(store_b, lease_ttl_ms=TTL_MS)
@@ -109,7 +110,7 @@ async def test_a_fenced_lease_counts_until_its_holder_settles_it(db_url: str) ->
 
 
 def test_a_lease_can_never_be_negative(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     _set(store, "team:t", 1_000)
     (b,) = storage.list_budgets(store)
     grant = storage.grant_lease(
@@ -129,7 +130,7 @@ def test_a_lease_can_never_be_negative(db_url: str) -> None:
 
 
 async def test_spend_is_rebuilt_from_the_ledger_at_start(db_url: str) -> None:
-    store = open_store(db_url)
+    store = open_database(db_url)
     now = int(time.time() * 1000)
     _set(store, "team:research", 10**9)
     _set(store, "user:alice", 10**6, unit="tokens")
@@ -142,12 +143,11 @@ async def test_spend_is_rebuilt_from_the_ledger_at_start(db_url: str) -> None:
 
     def event(i: int, **kw: object) -> UsageEvent:
         base: dict[str, object] = {
-            "id": f"e{i}", "ts_ms": now - i, "api_format": "openai",
-            "endpoint": "chat.completions", "model": "m", "status": 200, "org": "acme",
-            "team": "research", "user": "alice", "key_id": "k1", "agent": "bot",
+            "ts_ms": now - i, "model": "m", "org": "acme", "team": "research",
+            "user": "alice", "key_id": "k1", "agent": "bot",
             "usage": Usage(input_tokens=100, output_tokens=20), "cost_nanos": 5_000,
         }  # fmt: skip
-        return UsageEvent(**{**base, **kw})  # type: ignore[arg-type]
+        return usage_event(i, **{**base, **kw})
 
     # Booked to the ledger (a killed process's last calls), never flushed to budget_usage.
     store.insert_events(
@@ -188,7 +188,7 @@ def _month(now_ms: int) -> int:
 
 
 async def test_engine_and_key_cache_start_with_the_database_down() -> None:
-    store = open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/none", migrate=False)
+    store = open_database(f"postgresql://postgres@127.0.0.1:{unused_port()}/none", migrate=False)
     engine, keys = BudgetEngine(store), KeyCache(store)
     await engine.start()  # no exception: not ready, retried in the background
     await keys.start()

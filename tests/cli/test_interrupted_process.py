@@ -28,8 +28,8 @@ from tests.cli.test_serve_process import (
     wait_for,
 )
 from tests.fakes import FakeOpenAI, unused_port
-from tokenomy.gateway.requests import DEFAULT_OUTPUT_CAP
 from tokenomy.ledger.writer import INTERRUPTED, INTERRUPTED_STATUS
+from tokenomy.wire import DEFAULT_OUTPUT_CAP
 
 DONE = 4  # calls answered before the kill
 IN_FLIGHT = 6  # calls upstream at the kill: half unary, half streamed

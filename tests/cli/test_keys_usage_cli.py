@@ -29,6 +29,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.builders import usage_event
 from tokenomy.cli import app
 from tokenomy.ledger import open_store
 from tokenomy.types import Usage, UsageEvent
@@ -362,36 +363,22 @@ def ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def event(
-    event_id: str,
-    ts_ms: int,
-    *,
-    usage: Usage,
-    cost_nanos: int | None,
-    estimated: bool = False,
-    **attrs: Any,
-) -> UsageEvent:
-    base: dict[str, Any] = {
-        "org": "acme",
-        "team": "research",
-        "user": "alice",
-        "key_id": "k-alice",
-        "model": "gpt-4o",
-        "provider": "openai",
-        "location": "cloud",
-    }
-    base.update(attrs)
-    return UsageEvent(
+def event(event_id: str, ts_ms: int, *, cost_nanos: int | None, **attrs: Any) -> UsageEvent:
+    """Alice's (acme/research) call to OpenAI's gpt-4o in the cloud unless ``attrs`` say so."""
+    return usage_event(
         id=event_id,
         ts_ms=ts_ms,
-        api_format="openai",
-        endpoint="chat.completions",
-        status=200,
-        usage=usage,
-        estimated=estimated,
         cost_nanos=cost_nanos,
         price_source="" if cost_nanos is None else "custom:test",
-        **base,
+        **{
+            "org": "acme",
+            "team": "research",
+            "user": "alice",
+            "key_id": "k-alice",
+            "provider": "openai",
+            "location": "cloud",
+            **attrs,
+        },
     )
 
 

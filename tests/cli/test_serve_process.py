@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -361,15 +360,9 @@ async def test_sample_config_starts_and_serves_its_models(tmp_path: Path) -> Non
     assert list((tmp_path / "ledger.db.journal").iterdir()) == []
 
 
-def free_port_on(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 async def test_host_and_port_flags_override_the_config(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
-    config_port = free_port_on("127.0.0.2")
+    config_port = unused_port("127.0.0.2")
     config = gateway_config(
         tmp_path / "t.toml",
         "http://127.0.0.1:9/v1",
@@ -389,7 +382,7 @@ async def test_host_and_port_flags_override_the_config(tmp_path: Path) -> None:
         assert await gw.stop() == 0
 
     # ... and --host/--port replace both.
-    flag_port = free_port_on("127.0.0.1")
+    flag_port = unused_port()
     args = ["--config", str(config), "--db", db, "--host", "127.0.0.1", "--port", str(flag_port)]
     async with serving(args, tmp_path, port_url("127.0.0.1", flag_port), name="flags") as gw:
         assert not await healthy(port_url("127.0.0.2", flag_port))

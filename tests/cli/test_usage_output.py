@@ -7,27 +7,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.builders import usage_event
 from tokenomy.cli import app
 from tokenomy.ledger import open_store
-from tokenomy.types import Usage, UsageEvent
+from tokenomy.types import Usage
 
 RUNNER = CliRunner()
-
-
-def _event(i: int, status: int, error_kind: str, cost: int) -> UsageEvent:
-    return UsageEvent(
-        id=f"req_{i}",
-        ts_ms=1_764_547_200_000 + i,
-        api_format="openai",
-        endpoint="chat.completions",
-        model="gpt-4o-mini",
-        status=status,
-        org="acme",
-        team="research",
-        error_kind=error_kind,
-        usage=Usage(input_tokens=10 if cost else 0, output_tokens=5 if cost else 0),
-        cost_nanos=cost,
-    )
 
 
 def test_zero_cost_is_a_plain_decimal_and_failures_group_by_error_kind(tmp_path: Path) -> None:
@@ -35,10 +20,10 @@ def test_zero_cost_is_a_plain_decimal_and_failures_group_by_error_kind(tmp_path:
     store = open_store(db)
     store.insert_events(
         [
-            _event(1, 200, "", 1_500),
-            _event(2, 429, "budget_exceeded", 0),
-            _event(3, 429, "budget_exceeded", 0),
-            _event(4, 502, "upstream_unavailable", 0),
+            usage_event(1, usage=Usage(input_tokens=10, output_tokens=5), cost_nanos=1_500),
+            usage_event(2, status=429, error_kind="budget_exceeded", cost_nanos=0),
+            usage_event(3, status=429, error_kind="budget_exceeded", cost_nanos=0),
+            usage_event(4, status=502, error_kind="upstream_unavailable", cost_nanos=0),
         ]
     )
     store.close()

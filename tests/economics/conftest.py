@@ -12,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.builders import usage_event
 from tokenomy.cli.economics import register
 from tokenomy.ledger import open_store
 from tokenomy.types import Usage, UsageEvent
@@ -36,13 +37,10 @@ def event(
     n: int = 0,
 ) -> UsageEvent:
     """One ledger event on ``day`` (noon UTC)."""
-    return UsageEvent(
+    return usage_event(
         id=f"{day.isoformat()}-{team}-{model}-{n}",
         ts_ms=day_ms(day),
-        api_format="openai",
-        endpoint="chat.completions",
         model=model,
-        status=200,
         org="acme",
         team=team,
         user="u1",

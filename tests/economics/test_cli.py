@@ -13,7 +13,7 @@ import pytest
 
 from tests.economics.conftest import TODAY, event, growth_events
 from tokenomy.budgets.storage import set_budget
-from tokenomy.ledger import open_store
+from tokenomy.database import open_database
 
 Invoke = Callable[..., Any]
 
@@ -299,7 +299,7 @@ def test_forecast_cli_with_budgets_and_plot(
         growth_events(60, start_tokens=1e6, daily_growth=0.03, noise=0.05)
         + growth_events(60, start_tokens=1e6, daily_growth=0.0, noise=0.05, team="ops", seed=3)
     )
-    store = open_store(url)
+    store = open_database(url)
     try:
         # research spends ~$12/day and growing: $100 for the month runs out within days
         set_budget(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tokenomy.economics import (
     SCENARIOS,
-    Budget,
     BudgetFlag,
+    BudgetToProject,
     breakeven,
     build_profile,
     factory_cost,
@@ -44,7 +44,7 @@ def test_json_keys_are_documented() -> None:
             profile, ApiPrice(D(2), None, None, None, "t"), MonthlyDemand(D(10), D("0.5"), "t")
         ).to_dict()
     )
-    budget = Budget({}, "usd", D(1), D(0), None, date(2026, 1, 1))
+    budget = BudgetToProject({}, "usd", D(1), D(0), None, date(2026, 1, 1))
     keys |= set(BudgetFlag(budget, D(0), D(0), None, False, False).to_dict())
     assert sorted(k for k in keys if not documented(k)) == []
 

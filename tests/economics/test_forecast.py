@@ -13,7 +13,7 @@ import pytest
 
 from tests.economics.conftest import TODAY, day_ms, growth_events
 from tokenomy.economics import (
-    Budget,
+    BudgetToProject,
     budget_from_record,
     daily_series,
     fit_growth,
@@ -124,7 +124,7 @@ def flat_forecast(usd_per_day: int, days: int = 10) -> Any:
 
 def test_budget_exhaustion_by_hand() -> None:
     fc = flat_forecast(100)  # exactly $100/day, no noise: a zero-width interval
-    budget = Budget(
+    budget = BudgetToProject(
         {"team": "research"},
         "usd",
         D(1000),
@@ -138,15 +138,15 @@ def test_budget_exhaustion_by_hand() -> None:
     assert flag.projected_total == D(1500)
     assert flag.exhausted_on == TODAY + timedelta(days=4)
     assert flag.runs_out and flag.may_run_out
-    roomy = Budget({"team": "ops"}, "usd", D(5000), D(0), None, TODAY + timedelta(days=9))
+    roomy = BudgetToProject({"team": "ops"}, "usd", D(5000), D(0), None, TODAY + timedelta(days=9))
     safe = project_budget(roomy, fc, TODAY)
     assert not safe.runs_out and safe.exhausted_on is None and safe.projected_total == 1000
-    spent = Budget({}, "usd", D(10), D(10), None, TODAY)
+    spent = BudgetToProject({}, "usd", D(10), D(10), None, TODAY)
     assert project_budget(spent, fc, TODAY).exhausted_on == TODAY
     flags = flag_budgets([(roomy, fc), (budget, fc)], TODAY)
     assert [f.budget.name for f in flags] == ["research-monthly", ""]
     with pytest.raises(ValueError, match="unit"):
-        project_budget(Budget({}, "tokens", D(1), D(0), None, TODAY), fc, TODAY)
+        project_budget(BudgetToProject({}, "tokens", D(1), D(0), None, TODAY), fc, TODAY)
 
 
 def test_budget_records_from_the_budgets_room() -> None:

@@ -25,6 +25,8 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tests.ports import unused_port
+
 __all__ = [
     "FakeServer",
     "FakeUsage",
@@ -167,13 +169,6 @@ class RecordedRequest:
     scenario: Scenario = field(default_factory=Scenario)
 
 
-def unused_port() -> int:
-    """A loopback port nobody listens on (connecting to it is refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def refused_url(path: str = "/v1") -> str:
     """A base URL whose connections are refused, for connection-error tests."""
     return f"http://127.0.0.1:{unused_port()}{path}"
@@ -205,7 +200,10 @@ class FakeServer:
     Use as ``async with FakeX() as up: ...``; ``up.url`` is ``http://127.0.0.1:<port>``.
 
     Attributes:
-        requests: Every request received, in order (not kept in ``fast`` mode).
+        requests: Every request received, in order (in ``fast`` mode only those that
+            name a scenario: the others take the pre-serialised path, unrecorded).
+        fast: Fast mode, bench/'s upstream: the chat completions / messages endpoint
+            answers with pre-serialised replies, without auth checks or recording.
         next_scenario: Queue of scenario names; each request pops one (if any).
         scenario: Scenario names applied to every request.
         usage: The :class:`FakeUsage` reported (mutable between requests).
@@ -501,28 +499,6 @@ class FakeServer:
             transport.close()  # flushes what was written, then FIN: a truncated body
         # Leave the handler without aiohttp trying to finish the (closed) response.
         raise asyncio.CancelledError
-
-
-def serve_forever(server: FakeServer) -> None:
-    """Run ``server`` in this process until interrupted (for ``python -m`` use)."""
-
-    async def run() -> None:
-        await server.start()
-        print(f"{type(server).__name__} listening on {server.url}", flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.stop()
-
-    try:
-        try:
-            import uvloop  # optional, faster: the benchmark measures the gateway, not us
-        except ImportError:  # pragma: no cover
-            asyncio.run(run())
-        else:
-            uvloop.run(run())
-    except KeyboardInterrupt:  # pragma: no cover
-        pass
 
 
 def schema_arguments(schema: Any, prompt_words: list[str]) -> dict[str, Any]:

@@ -3,16 +3,12 @@
 Checks ``x-api-key`` and ``anthropic-version`` like the real API, reports cache reads
 and writes (with the ``cache_creation`` TTL split), streams the real event sequence
 (``message_start``, ``content_block_*``, ``ping``, ``message_delta``, ``message_stop``)
-and answers errors as ``{"type": "error", "error": {"type", "message"}}``.
-
-Run standalone for benchmarks::
-
-    python -m tests.fakes.anthropic_server --port 8002
+and answers errors as ``{"type": "error", "error": {"type", "message"}}``. As a process:
+``python -m tests.fakes.serve --provider anthropic --port P [--fast]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import time
 from typing import Any
@@ -27,13 +23,12 @@ from ._base import (
     Scenario,
     request_text,
     schema_arguments,
-    serve_forever,
     sse,
     stable_id,
     words_of,
 )
 
-__all__ = ["FakeAnthropic", "main"]
+__all__ = ["FakeAnthropic"]
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request (fake)."),
@@ -353,11 +348,10 @@ class FakeAnthropic(FakeServer):
 
     # ------------------------------------------------------------------ fast mode
 
-    async def _fast_handler(self, request: web.Request) -> web.StreamResponse:
-        """Benchmark path: pre-serialised bodies, a byte search instead of a JSON parse."""
-        body = await request.read()
-        if b'"fake-' in body:  # a scenario was asked for: take the full path
-            return await self.dispatch(request, self._messages, body)
+    fast_path = "/v1/messages"
+
+    def fast_replies(self) -> tuple[bytes, bytes, bytes]:
+        """The fast path's pre-serialised bodies: unary, stream, stream (usage is in it)."""
         if not self._fast:
             canned = {
                 "model": self.models[0],
@@ -366,6 +360,14 @@ class FakeAnthropic(FakeServer):
             }
             message, events = self._reply(canned, Scenario(), 0)
             self._fast = {False: orjson.dumps(message), True: b"".join(events)}
+        return self._fast[False], self._fast[True], self._fast[True]
+
+    async def _fast_handler(self, request: web.Request) -> web.StreamResponse:
+        """Benchmark path: pre-serialised bodies, a byte search instead of a JSON parse."""
+        body = await request.read()
+        if b'"fake-' in body:  # a scenario was asked for: take the full path
+            return await self.dispatch(request, self._messages, body)
+        self.fast_replies()
         if b'"stream":true' not in body and b'"stream": true' not in body:
             return web.Response(body=self._fast[False], content_type="application/json")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
@@ -373,19 +375,3 @@ class FakeAnthropic(FakeServer):
         await resp.write(self._fast[True])
         await resp.write_eof()
         return resp
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tests.fakes.anthropic_server --port P``: serve until interrupted."""
-    parser = argparse.ArgumentParser(description="Fake Anthropic Messages API")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument(
-        "--no-fast", action="store_true", help="parse and record every request (slower)"
-    )
-    args = parser.parse_args(argv)
-    serve_forever(FakeAnthropic(host=args.host, port=args.port, fast=not args.no_fast))
-
-
-if __name__ == "__main__":
-    main()

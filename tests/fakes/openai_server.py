@@ -1,16 +1,12 @@
 """A fake OpenAI API: chat completions, completions, embeddings, responses, models.
 
 Speaks the real wire format (bodies, SSE streams, error JSON, auth) closely enough that
-the official ``openai`` SDK parses everything; see ``test_fakes.py``.
-
-Run standalone for benchmarks (pre-serialised replies, no recording)::
-
-    python -m tests.fakes.openai_server --port 8001
+the official ``openai`` SDK parses everything; see ``test_fakes.py``. As a process (bench/
+runs it in fast mode): ``python -m tests.fakes.serve --port P [--fast]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import struct
@@ -26,13 +22,12 @@ from ._base import (
     ResolvedUsage,
     request_text,
     schema_arguments,
-    serve_forever,
     sse,
     stable_id,
     words_of,
 )
 
-__all__ = ["FakeOpenAI", "main"]
+__all__ = ["FakeOpenAI"]
 
 # (error.type, error.code, message) as the real API sends them per status.
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -746,6 +741,15 @@ class FakeOpenAI(FakeServer):
         usage_chunk = sse(None, {**head, "choices": [], "usage": self._chat_usage(usage)})
         self._fast_stream_usage = b"".join([*chunks, usage_chunk, _DONE])
 
+    fast_path = "/v1/chat/completions"
+
+    def fast_replies(self) -> tuple[bytes, bytes, bytes]:
+        """The fast path's pre-serialised bodies: unary, stream, stream with usage."""
+        if self._fast_chat is None:
+            self._prepare_fast()
+        assert self._fast_chat and self._fast_stream and self._fast_stream_usage
+        return self._fast_chat, self._fast_stream, self._fast_stream_usage
+
     async def _fast_chat_handler(self, request: web.Request) -> web.StreamResponse:
         """Benchmark path: pre-serialised bodies, a byte search instead of a JSON parse."""
         body = await request.read()
@@ -779,19 +783,3 @@ def embedding_vector(seed: bytes, dims: int) -> list[float]:
         digest += hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
         counter += 1
     return [(b - 128) / 128.0 for b in digest[:dims]]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tests.fakes.openai_server --port P``: serve until interrupted."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument(
-        "--no-fast", action="store_true", help="parse and record every request (slower)"
-    )
-    args = parser.parse_args(argv)
-    serve_forever(FakeOpenAI(host=args.host, port=args.port, fast=not args.no_fast))
-
-
-if __name__ == "__main__":
-    main()

@@ -759,11 +759,20 @@ async def test_anthropic_stream_faults(
 # ================================================================ standalone process
 
 
-@pytest.mark.parametrize("module", ["openai_server", "anthropic_server"])
-async def test_standalone_process(module: str) -> None:
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_standalone_process_in_fast_mode(provider: str) -> None:
     port = unused_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", f"tests.fakes.{module}", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.serve",
+            "--provider",
+            provider,
+            "--port",
+            str(port),
+            "--fast",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -773,7 +782,7 @@ async def test_standalone_process(module: str) -> None:
         assert proc.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
         assert f"127.0.0.1:{port}" in line.decode()
-        if module == "openai_server":
+        if provider == "openai":
             url, headers = (
                 f"http://127.0.0.1:{port}/v1/chat/completions",
                 {"Authorization": "Bearer k"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import FakeAnthropic, FakeOpenAI
+from tests.ports import unused_port
 from tokenomy.config import Settings, parse_config
 from tokenomy.gateway.app import GATEWAY_KEY, STORE_KEY, build_app
 from tokenomy.gateway.connections import GatewayRunner
@@ -68,12 +68,6 @@ def config_for(openai_url: str, anthropic_url: str, **gateway: Any) -> dict[str,
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Harness:
     url: str
@@ -113,7 +107,7 @@ async def running_gateway(
         app = build_app(settings, db_url)
         runner = GatewayRunner(app, access_log=None)  # the connection limits of `serve`
         await runner.setup()
-        port = free_port()
+        port = unused_port()
         site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         store = app[STORE_KEY]

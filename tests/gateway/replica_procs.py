@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.gateway.harness import free_port
 from tests.gateway.test_budgets_e2e import BODY, budget_config
+from tests.ports import unused_port
 
 
 @dataclass
@@ -59,7 +59,7 @@ def serve(
     full_env = {**os.environ, "FAKE_OPENAI_KEY": "sk-upstream-openai", **env}
     replicas = []
     for i, db in enumerate(db_urls):
-        port = free_port()
+        port = unused_port()
         log = tmp / f"replica{i}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(

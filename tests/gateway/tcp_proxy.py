@@ -7,7 +7,7 @@ import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 
-from tests.gateway.harness import free_port
+from tests.ports import unused_port
 
 
 class TcpProxy:
@@ -21,7 +21,7 @@ class TcpProxy:
 
     def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
         self.target = (target_host, target_port)
-        self.port = port or free_port()
+        self.port = port or unused_port()
         self.dropping = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()

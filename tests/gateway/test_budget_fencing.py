@@ -24,7 +24,7 @@ from tests.gateway.tcp_proxy import TcpProxy
 from tests.gateway.test_budgets_e2e import COST
 from tokenomy.budgets import storage
 from tokenomy.budgets.model import BUDGET
-from tokenomy.ledger import open_store
+from tokenomy.database import open_database
 from tokenomy.ledger.store import Store
 
 TTL_S = 2.0
@@ -79,7 +79,7 @@ async def three_replicas(
     pg_url: str, tmp: Path, first_db: str | None = None
 ) -> AsyncIterator[tuple[list[Replica], Store, str]]:
     async with FakeOpenAI() as oai:
-        store = open_store(pg_url)
+        store = open_database(pg_url)
         _, key = store.create_key(org="acme", team="research", user="alice")
         storage.set_budget(
             store, kind=BUDGET, scope="team:research", unit="usd", limit=LIMIT,
@@ -93,7 +93,7 @@ async def three_replicas(
 
 
 def _assert_within_limit(pg_url: str, load: Load) -> None:
-    after = open_store(pg_url)
+    after = open_database(pg_url)
     try:
         with after.transaction() as cur:
             cur.execute("SELECT COALESCE(SUM(spent), 0) FROM budget_usage")

@@ -25,10 +25,11 @@ import pytest
 from aiohttp import web
 
 from tests.fakes import FakeOpenAI
-from tests.gateway.harness import config_for, free_port, running_gateway
+from tests.gateway.harness import config_for, running_gateway
+from tests.ports import unused_port
 from tokenomy.budgets import storage
 from tokenomy.budgets.model import BUDGET, RATE_LIMIT
-from tokenomy.ledger import open_store
+from tokenomy.database import open_database
 from tokenomy.ledger.store import Store
 
 MAX_TOKENS = 3
@@ -204,7 +205,7 @@ async def test_soft_budget_webhook_fires_once_per_threshold(
     app.router.add_post("/hook", hook)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
+    port = unused_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         async with FakeOpenAI() as oai:
@@ -265,7 +266,7 @@ def gateway_processes(n: int, db_url: str, upstream: str, tmp: Path) -> Iterator
         lines += [f'{k} = "{v}"' for k, v in price.items()]
         lines.append("")
     cfg_path.write_text("\n".join(lines))
-    ports = [free_port() for _ in range(n)]
+    ports = [unused_port() for _ in range(n)]
     env = {**os.environ, "FAKE_OPENAI_KEY": "sk-upstream-openai"}
     procs = [
         subprocess.Popen(
@@ -313,7 +314,7 @@ def gateway_processes(n: int, db_url: str, upstream: str, tmp: Path) -> Iterator
 @asynccontextmanager
 async def replicas(n: int, pg_url: str, tmp: Path) -> AsyncIterator[tuple[list[str], Store, str]]:
     async with FakeOpenAI() as oai:
-        store = open_store(pg_url)
+        store = open_database(pg_url)
         _, key = store.create_key(org="acme", team="research", user="alice")
         try:
             with gateway_processes(n, pg_url, oai.base_url, tmp) as urls:
@@ -345,7 +346,7 @@ async def test_500_concurrent_requests_three_gateways_on_postgres(
 
 
 def store_count(url: str) -> int:
-    store = open_store(url)
+    store = open_database(url)
     try:
         return store.count_events()
     finally:
@@ -432,7 +433,7 @@ async def test_shutdown_hands_leases_back(pg_url: str, tmp_path: Path) -> None:
         assert _status(store, "team:research").reserved > 0
     # SIGTERM (on leaving the context) returned the lease and booked the spend at once,
     # without waiting for the lease to expire.
-    after = open_store(pg_url)
+    after = open_database(pg_url)
     try:
         st = _status(after, "team:research")
         assert st.reserved == 0
@@ -471,7 +472,7 @@ async def test_shutdown_cancelling_a_request_records_and_settles(
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.3)
         await runner.setup()
-        port = free_port()
+        port = unused_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         async with aiohttp.ClientSession() as s:
             pending = asyncio.create_task(
@@ -481,7 +482,7 @@ async def test_shutdown_cancelling_a_request_records_and_settles(
             await runner.cleanup()  # shutdown gives up on it after 0.3 s and cancels it
             with pytest.raises(aiohttp.ClientError):
                 await pending
-    after = open_store(sqlite_url)
+    after = open_database(sqlite_url)
     try:
         (event,) = [e for e in after.events() if e.model == "sleepy"]
         assert event.status == 499 and event.error_kind == "cancelled"

@@ -23,8 +23,9 @@ from tests.fakes import FakeUsage, refused_url
 from tests.gateway.harness import Harness, config_for, running_gateway
 from tokenomy.ledger.reports import usage_report
 from tokenomy.metering.stream import SSEParser
-from tokenomy.metering.tokenizer import count_text, estimate_input
+from tokenomy.metering.tokenizer import count_text
 from tokenomy.types import Usage, UsageEvent
+from tokenomy.wire import ENDPOINTS
 
 MESSAGES: list[Any] = [
     {"role": "system", "content": "You are terse."},
@@ -542,7 +543,7 @@ async def test_openai_stream_dropped_mid_way_is_an_error_and_estimated(
     assert ev.error_kind == "upstream_unavailable"
     assert ev.status == 200  # what the client got: the headers had gone out
     assert ev.usage.output_tokens == count_text(received) > 0
-    assert ev.usage.input_tokens == estimate_input("chat.completions", request) > 0
+    assert ev.usage.input_tokens == ENDPOINTS["chat.completions"].estimate_input(request) > 0
     assert ev.cost_nanos is not None and ev.cost_nanos > 0
 
 
@@ -612,7 +613,7 @@ async def test_client_disconnecting_mid_stream_is_recorded_as_499(gw: Harness, f
     assert ev.error_kind == "client_disconnected"
     assert ev.estimated
     endpoint = "chat.completions" if fmt == "openai" else "messages"
-    assert ev.usage.input_tokens == estimate_input(endpoint, body) > 0
+    assert ev.usage.input_tokens == ENDPOINTS[endpoint].estimate_input(body) > 0
     assert ev.usage.output_tokens > 0
     assert ev.cost_nanos is not None and ev.cost_nanos > 0
     assert (ev.org, ev.model, ev.stream) == ("acme", body["model"], True)
@@ -738,7 +739,7 @@ async def test_upstream_without_usage_is_estimated_and_custom_priced(
     ev = gw.event(raw.headers[REQUEST_ID])
     assert ev.estimated and ev.status == 200 and ev.error_kind == ""
     assert ev.usage.output_tokens == count_text(REPLY)
-    assert ev.usage.input_tokens == estimate_input("chat.completions", request) > 0
+    assert ev.usage.input_tokens == ENDPOINTS["chat.completions"].estimate_input(request) > 0
     assert (ev.location, ev.price_source) == ("local", "custom:box")
     # [prices.box]: input 0.10, output 0.40 USD per million tokens.
     expected_usd = (

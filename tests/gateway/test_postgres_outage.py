@@ -20,15 +20,15 @@ import pytest
 from aiohttp import web
 
 from tests.fakes import FakeOpenAI
-from tests.gateway.harness import free_port
 from tests.gateway.tcp_proxy import TcpProxy
 from tests.gateway.test_budgets_e2e import BODY, budget_config
+from tests.ports import unused_port
 from tokenomy.budgets import storage
 from tokenomy.budgets.model import BUDGET
 from tokenomy.config import parse_config
+from tokenomy.database import open_database
 from tokenomy.gateway.app import GATEWAY_KEY, build_app
 from tokenomy.gateway.proxy import Gateway
-from tokenomy.ledger import open_store
 
 
 @asynccontextmanager
@@ -37,7 +37,7 @@ async def gateway_via(proxy_url: str) -> AsyncIterator[tuple[str, Gateway]]:
         app = build_app(parse_config(budget_config(oai.base_url), "test.toml"), proxy_url)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
         await runner.setup()
-        port = free_port()
+        port = unused_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
             yield f"http://127.0.0.1:{port}", app[GATEWAY_KEY]
@@ -98,7 +98,7 @@ async def test_starts_with_postgres_down_and_recovers_without_restart(
             proxy.start()  # PostgreSQL is back
             await _until_healthy(s, url)  # migrated on its first connection, no restart
             assert gw.budgets.health()["ok"] and gw.keys.health()["ok"]
-            store = open_store(pg_url)
+            store = open_database(pg_url)
             try:
                 _, key = store.create_key(org="acme", team="research", user="alice")
             finally:
@@ -115,7 +115,7 @@ async def test_postgres_down_new_lease_503_held_lease_still_serves(
 ) -> None:
     proxy, via_proxy = _proxy(pg_url)
     proxy.start()
-    store = open_store(pg_url)
+    store = open_database(pg_url)
     _, leased_key = store.create_key(org="acme", team="research", user="alice")
     _, other_key = store.create_key(org="acme", team="ops", user="bob")
     for team in ("research", "ops"):

@@ -20,10 +20,10 @@ import pytest
 
 from tests.fakes import FakeAnthropic, FakeOpenAI, FakeUsage
 from tests.gateway.harness import Harness, config_for, running_gateway
-from tokenomy.gateway.proxy import DEFAULT_MAX_TOKENS
 from tokenomy.money import usd_to_nanos
 from tokenomy.pricing.catalog import ms_to_datetime
 from tokenomy.types import Usage, UsageEvent
+from tokenomy.wire import DEFAULT_OUTPUT_CAP
 
 SYSTEM = "You are terse."
 QUESTION = "What is the capital of France?"
@@ -169,7 +169,7 @@ async def test_openai_client_without_max_tokens_gets_the_default_cap_upstream(
         top_p=0.9,
     )
     body = gw.anthropic.last.json
-    assert body["max_tokens"] == DEFAULT_MAX_TOKENS
+    assert body["max_tokens"] == DEFAULT_OUTPUT_CAP
     assert body["top_p"] == 0.9 and "temperature" not in body
     assert "system" not in body and "stop_sequences" not in body
 

@@ -7,29 +7,18 @@ what arrives after it answered (an upstream's error text, request id, usage numb
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import orjson
 
+from tests.builders import usage_event
 from tokenomy.ledger import open_store
 from tokenomy.ledger.schema import DROPPED_METADATA, EVENT_COLUMNS, event_to_row, storable_text
 from tokenomy.types import Usage, UsageEvent
 
 
-def _event(**kw: Any) -> UsageEvent:
-    base: dict[str, Any] = {
-        "id": "e1",
-        "ts_ms": 1_790_000_000_000,
-        "api_format": "openai",
-        "endpoint": "chat.completions",
-        "model": "gpt-4o-mini",
-        "status": 200,
-    }
-    return UsageEvent(**{**base, **kw})
-
-
 def _hostile() -> UsageEvent:
-    return _event(
+    return usage_event(
+        1,
         org="acme\x00",
         agent="agent-\udcff",  # a header byte aiohttp decoded with surrogateescape
         task="t\ud800ask",  # a lone surrogate that is no escaped byte
@@ -45,7 +34,7 @@ def _hostile() -> UsageEvent:
 
 
 def test_a_clean_event_passes_unchanged() -> None:
-    ev = _event(agent="planner", end_user="ü-user", usage=Usage(10, 2), cost_nanos=5)
+    ev = usage_event(1, agent="planner", end_user="ü-user", usage=Usage(10, 2), cost_nanos=5)
     row = event_to_row(ev, '{"a": 1}')
     assert len(row) == len(EVENT_COLUMNS)
     assert row[EVENT_COLUMNS.index("agent")] == "planner"
@@ -77,7 +66,7 @@ def test_odd_types_never_raise() -> None:
         def __str__(self) -> str:
             raise RuntimeError("no")
 
-    ev = _event(usage=None, status="200", cost_nanos=2.5, latency_ms="fast")  # type: ignore[arg-type]
+    ev = usage_event(1, usage=None, status="200", cost_nanos=2.5, latency_ms="fast")
     ev.agent = Weird()  # type: ignore[assignment]
     ev.ts_ms = True
     row = dict(zip(EVENT_COLUMNS, event_to_row(ev, None), strict=True))

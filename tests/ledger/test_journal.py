@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.builders import usage_event
 from tokenomy.ledger import open_store
 from tokenomy.ledger.journal import Journal
 from tokenomy.ledger.writer import LedgerWriter
@@ -13,16 +14,7 @@ from tokenomy.types import Usage, UsageEvent
 
 
 def _event(i: int) -> UsageEvent:
-    return UsageEvent(
-        id=f"e{i}",
-        ts_ms=1_790_000_000_000 + i,
-        api_format="openai",
-        endpoint="chat.completions",
-        model="m",
-        status=200,
-        usage=Usage(input_tokens=i, output_tokens=1),
-        cost_nanos=i,
-    )
+    return usage_event(i, model="m", usage=Usage(input_tokens=i, output_tokens=1), cost_nanos=i)
 
 
 def test_writer_batches_and_deletes_committed_segments(tmp_path: Path, sqlite_url: str) -> None:

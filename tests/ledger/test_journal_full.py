@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import usage_event
 from tests.ledger.diskfull import DiskFull
 from tokenomy.errors import LedgerUnavailable
 from tokenomy.ledger import open_store
@@ -25,16 +26,8 @@ from tokenomy.types import Usage, UsageEvent
 
 
 def _event(i: int) -> UsageEvent:
-    return UsageEvent(
-        id=f"e{i:03d}",
-        ts_ms=1_790_000_000_000 + i,
-        api_format="openai",
-        endpoint="chat.completions",
-        model="m",
-        status=200,
-        usage=Usage(input_tokens=10, output_tokens=1),
-        cost_nanos=100,
-    )
+    usage = Usage(input_tokens=10, output_tokens=1)
+    return usage_event(i, id=f"e{i:03d}", model="m", usage=usage, cost_nanos=100)
 
 
 def _until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

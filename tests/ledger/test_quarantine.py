@@ -17,6 +17,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from tests.builders import usage_event
 from tokenomy.cli import app
 from tokenomy.ledger import open_store
 from tokenomy.ledger import writer as writer_module
@@ -28,19 +29,9 @@ from tokenomy.types import Usage, UsageEvent
 OVERFLOW = 2**63  # no BIGINT holds it (JSON does): SQLite and PostgreSQL both refuse it
 
 
-def _event(i: int, **kw: object) -> UsageEvent:
-    base: dict[str, object] = dict(
-        id=f"e{i:03d}",
-        ts_ms=1_790_000_000_000 + i,
-        api_format="openai",
-        endpoint="chat.completions",
-        model="m",
-        status=200,
-        usage=Usage(input_tokens=10, output_tokens=1),
-        cost_nanos=100,
-    )
-    base.update(kw)
-    return UsageEvent(**base)  # type: ignore[arg-type]
+def _event(i: int) -> UsageEvent:
+    usage = Usage(input_tokens=10, output_tokens=1)
+    return usage_event(i, id=f"e{i:03d}", model="m", usage=usage, cost_nanos=100)
 
 
 @pytest.fixture

@@ -1,37 +1,32 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
+from tests.builders import usage_event
 from tokenomy.errors import LedgerError
 from tokenomy.ledger import open_store
 from tokenomy.ledger.reports import parse_fields, parse_time, usage_report
 from tokenomy.money import nanos_to_usd
-from tokenomy.types import Usage, UsageEvent
+from tokenomy.types import Usage
 
 
 def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def _event(i: int, **kw: object) -> UsageEvent:
-    base: dict[str, object] = dict(
-        id=f"e{i}",
-        ts_ms=_ms("2026-11-01T10:00:00"),
-        api_format="openai",
-        endpoint="chat.completions",
-        model="gpt-4o",
-        status=200,
-        org="acme",
-        team="research",
-        user="alice",
-        key_id="k1",
-        usage=Usage(input_tokens=1000, cached_tokens=200, output_tokens=300, reasoning_tokens=100),
-        cost_nanos=1_234_567,
-    )
-    base.update(kw)
-    return UsageEvent(**base)  # type: ignore[arg-type]
+_event = partial(
+    usage_event,
+    ts_ms=_ms("2026-11-01T10:00:00"),
+    org="acme",
+    team="research",
+    user="alice",
+    key_id="k1",
+    usage=Usage(input_tokens=1000, cached_tokens=200, output_tokens=300, reasoning_tokens=100),
+    cost_nanos=1_234_567,
+)
 
 
 def test_events_round_trip_and_idempotent_insert(db_url: str) -> None:

@@ -19,11 +19,13 @@ from tokenomy.metering.tokenizer import (
     complete_usage,
     count_text,
     estimate_chat_input,
-    estimate_input,
+    estimate_completions_input,
+    estimate_embeddings_input,
     estimate_messages_input,
-    estimate_prompt,
+    estimate_responses_input,
 )
 from tokenomy.types import Usage
+from tokenomy.wire import ENDPOINTS
 
 
 def test_shipped_vocabulary_is_openais_o200k_base() -> None:
@@ -159,11 +161,13 @@ def test_chat_estimate_parts_tool_calls_and_garbage() -> None:
 
 
 def test_prompt_estimates() -> None:
-    assert estimate_prompt({"prompt": "Say this is a test"}) == count_text("Say this is a test")
-    assert estimate_prompt({"prompt": [[1, 2, 3], [4, 5]]}) == 5  # token ids count exactly
-    assert estimate_prompt({"input": ["a b", "c"]}, "embeddings") == count_text("a b") + 1
-    assert estimate_prompt({"input": [9, 9, 9]}) == 3
-    responses = estimate_prompt(
+    assert estimate_completions_input({"prompt": "Say this is a test"}) == count_text(
+        "Say this is a test"
+    )
+    assert estimate_completions_input({"prompt": [[1, 2, 3], [4, 5]]}) == 5  # ids count exactly
+    assert estimate_embeddings_input({"input": ["a b", "c"]}) == count_text("a b") + 1
+    assert estimate_embeddings_input({"input": [9, 9, 9]}) == 3
+    responses = estimate_responses_input(
         {
             "instructions": "Be brief.",
             "input": [
@@ -179,7 +183,7 @@ def test_prompt_estimates() -> None:
         }
     )
     assert responses > count_text("Be brief.") + count_text("Weather in Paris?")
-    assert estimate_input("responses", {"input": "hello"}) == 3 + 1 + 3
+    assert ENDPOINTS["responses"].estimate_input({"input": "hello"}) == 3 + 1 + 3
 
 
 def test_anthropic_estimate() -> None:
@@ -223,7 +227,7 @@ def test_anthropic_estimate() -> None:
             ]
         }
     )
-    assert estimate_input("messages", base) == n
+    assert ENDPOINTS["messages"].estimate_input(base) == n
 
 
 def test_complete_usage() -> None:

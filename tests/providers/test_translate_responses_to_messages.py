@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -509,7 +510,18 @@ STATELESS = "the gateway keeps no conversation state"
         (req("hi", prompt={"id": "pmpt_1"}), "prompt", "stored prompt"),
         (req("hi", top_logprobs=3), "top_logprobs", "logprobs"),
         (req("hi", include=["message.output_text.logprobs"]), "include", "logprobs"),
-        (req("hi", tools=[{"type": "web_search"}]), "tools[0]", "'web_search'"),
+        (
+            req("hi", tools=[{"type": "web_search"}], tool_choice="required"),
+            "tool_choice",
+            "hosted",
+        ),
+        (
+            req(
+                "hi", tools=[SHELL_TOOL, {"type": "web_search"}], tool_choice={"type": "web_search"}
+            ),
+            "tool_choice",
+            "hosted",
+        ),
         (
             req("hi", tools=[SHELL_TOOL, {"type": "file_search", "vector_store_ids": ["vs_1"]}]),
             "tools[1]",
@@ -950,3 +962,23 @@ def test_echoing_odd_request_settings_never_raises() -> None:
     out = to_responses(TOOL_MESSAGE, request=request)
     assert (out["temperature"], out["max_output_tokens"], out["top_p"]) == (None, None, None)
     assert (out["tools"], out["metadata"], out["instructions"]) == ([], {}, None)
+
+
+@pytest.mark.parametrize("choice", [None, "auto", "none"])
+def test_optional_hosted_web_search_is_dropped(
+    choice: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Codex CLI sends a hosted web search by default; unforced, it is dropped (and logged)."""
+    extra: dict[str, Any] = {} if choice is None else {"tool_choice": choice}
+    with caplog.at_level(logging.DEBUG, logger="tokenomy.providers"):
+        only = responses_request_to_messages(
+            req("hi", tools=[{"type": "web_search"}], **extra), UPSTREAM, 100
+        )
+        both = responses_request_to_messages(
+            req("hi", tools=[{"type": "web_search_preview_2025_03_11"}, SHELL_TOOL], **extra),
+            UPSTREAM,
+            100,
+        )
+    assert "tools" not in only and "tool_choice" not in only
+    assert [t["name"] for t in both["tools"]] == [SHELL_TOOL["name"]]
+    assert "web_search" in caplog.text

@@ -5,7 +5,10 @@ after authenticating the admin key and applying the team-admin rule
 (``tokenomy.admin.access``). Database calls run in a worker thread so that admin requests
 never stall the event loop the gateway's traffic runs on.
 
-Wiring: ``setup_admin(app, store, settings)`` adds the routes to a gateway app.
+Wiring: ``admin_app(store, settings)`` is an aiohttp application of its own, with its own
+error answers (JSON ``{"error": {...}}``, 404 for unknown paths under ``/admin/v1``, 405
+with ``Allow``); ``setup_admin(app, store, settings)`` mounts it at ``/admin/v1``. Nothing
+here imports the gateway: the gateway mounts the admin API, never the reverse.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import simplejson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -51,7 +55,6 @@ from tokenomy.errors import (
     RequestError,
     ServiceUnavailable,
 )
-from tokenomy.gateway.wire_errors import OPENAI, error_response
 from tokenomy.ledger.reports import parse_fields, parse_time, parse_where, usage_report
 from tokenomy.ledger.store import Store
 
@@ -93,12 +96,27 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 def _answer(err: RequestError) -> web.Response:
+    """An error as the admin API answers it: ``{"error": {message, type, param, code}}``."""
     # Messages quote the client's input; a lone surrogate in it must not break the answer.
     text = err.message.encode("utf-8", "backslashreplace").decode("utf-8")
-    if text != err.message:
-        err.message = text
-        err.args = (text,)
-    return error_response(OPENAI, err, {})
+    body = {
+        "error": {"message": text, "type": err.openai_type, "param": err.param, "code": err.code}
+    }
+    return web.Response(
+        body=orjson.dumps(body),
+        status=err.status,
+        content_type="application/json",
+        headers=err.headers,
+    )
+
+
+async def _unknown_path(request: web.Request) -> web.StreamResponse:
+    return _answer(
+        NotFound(
+            f"Unknown path {request.method} {request.path[:100]}. "
+            f"The admin API's paths are in {PREFIX}/openapi.json."
+        )
+    )
 
 
 def _admin(fn: _AdminMethod) -> Callable[[AdminApi, web.Request], Awaitable[web.StreamResponse]]:
@@ -447,21 +465,23 @@ class AdminApi:
 
 
 def routes(api: AdminApi) -> list[web.RouteDef]:
-    """Path → handler, and nothing else (``openapi.OPERATIONS`` documents each one).
+    """Path (under ``PREFIX``) → handler, and nothing else (``openapi.OPERATIONS``
+    documents each one).
 
-    Every other method on a known path is answered 405 with ``Allow``.
+    Every other method on a known path is answered 405 with ``Allow``, every other path
+    under ``PREFIX`` 404, both as JSON.
     """
     table: dict[str, dict[str, _Handler]] = {
-        f"{PREFIX}/openapi.json": {"GET": api.openapi},
-        f"{PREFIX}/keys": {"GET": api.list_keys, "POST": api.create_key},
-        f"{PREFIX}/keys/{{key_id}}": {"DELETE": api.revoke_key},
-        f"{PREFIX}/budgets": {"GET": api.list_budgets, "PUT": api.set_budget},
-        f"{PREFIX}/budgets/transfer": {"POST": api.transfer},
-        f"{PREFIX}/budgets/audit": {"GET": api.audit},
-        f"{PREFIX}/budgets/{{scope}}": {"DELETE": api.delete_budget},
-        f"{PREFIX}/limits": {"GET": api.list_limits, "PUT": api.set_limits},
-        f"{PREFIX}/limits/{{scope}}": {"DELETE": api.delete_limits},
-        f"{PREFIX}/usage": {"GET": api.usage},
+        "/openapi.json": {"GET": api.openapi},
+        "/keys": {"GET": api.list_keys, "POST": api.create_key},
+        "/keys/{key_id}": {"DELETE": api.revoke_key},
+        "/budgets": {"GET": api.list_budgets, "PUT": api.set_budget},
+        "/budgets/transfer": {"POST": api.transfer},
+        "/budgets/audit": {"GET": api.audit},
+        "/budgets/{scope}": {"DELETE": api.delete_budget},
+        "/limits": {"GET": api.list_limits, "PUT": api.set_limits},
+        "/limits/{scope}": {"DELETE": api.delete_limits},
+        "/usage": {"GET": api.usage},
     }
     out: list[web.RouteDef] = []
     for path, methods in table.items():
@@ -472,12 +492,25 @@ def routes(api: AdminApi) -> list[web.RouteDef]:
             for method, handler in methods.items()
         ]
         out.append(web.route("*", path, _not_allowed(allow)))
+    # Mounted under PREFIX, the sub-application answers every path that starts with it
+    # (``PREFIX`` itself is the empty path): unknown ones here, in the admin API's JSON.
+    out += [web.route("*", "", _unknown_path), web.route("*", "/{tail:.*}", _unknown_path)]
     return out
 
 
-def setup_admin(app: web.Application, store: Store, settings: Settings) -> None:
-    """Add the admin API (``/admin/v1/...``) to ``app``, serving from ``store``.
+def admin_app(store: Store, settings: Settings) -> web.Application:
+    """The admin API as its own aiohttp application, serving from ``store``.
 
     The store stays owned by the caller (the gateway opens and closes it).
     """
+    app = web.Application()
     app.add_routes(routes(AdminApi(store, settings)))
+    return app
+
+
+def setup_admin(app: web.Application, store: Store, settings: Settings) -> None:
+    """Mount the admin API (``admin_app``) on ``app`` at ``/admin/v1``.
+
+    Call it before adding a catch-all route to ``app``: routes match in the order added.
+    """
+    app.add_subapp(PREFIX, admin_app(store, settings))

@@ -15,11 +15,11 @@ guessing its org could hand one org's team to another's admin.
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from tokenomy.budgets.model import check_name
+from tokenomy.clock import now_ms
 from tokenomy.errors import AuthenticationError
 from tokenomy.ledger.store import Store, hash_secret
 
@@ -104,13 +104,13 @@ def create_admin_key(
         prefix=secret[: len(ADMIN_KEY_PREFIX) + 1 + len(key_id) + 5] + "…",
         name=name,
         team=team,
-        created_ms=int(time.time() * 1000),
+        created_ms=now_ms(),
         revoked_ms=None,
         org=org,
     )
     with store.transaction() as cur:
         cur.execute(
-            store._q(
+            store.sql(
                 "INSERT INTO admin_keys (key_id, secret_hash, prefix, name, org, team,"
                 " created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"
             ),
@@ -133,10 +133,10 @@ def revoke_admin_key(store: Store, key_id: str) -> bool:
     """Revoke an admin key at once; False when no active admin key has that id."""
     with store.transaction() as cur:
         cur.execute(
-            store._q(
+            store.sql(
                 "UPDATE admin_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL"
             ),
-            (int(time.time() * 1000), key_id),
+            (now_ms(), key_id),
         )
         return bool(cur.rowcount)
 
@@ -163,7 +163,7 @@ def authenticate(store: Store, secret: str | None) -> AdminPrincipal:
         raise AuthenticationError("Invalid admin key.", headers=_CHALLENGE)
     with store.transaction() as cur:
         cur.execute(
-            store._q("SELECT key_id, org, team, revoked_ms FROM admin_keys WHERE secret_hash = ?"),
+            store.sql("SELECT key_id, org, team, revoked_ms FROM admin_keys WHERE secret_hash = ?"),
             (hash_secret(secret),),
         )
         row = cur.fetchone()

@@ -38,6 +38,7 @@ from tokenomy.budgets import storage
 from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.model import RATE_LIMIT, Budget, show_amount
 from tokenomy.budgets.periods import iso_utc, period_bounds
+from tokenomy.clock import now_ms
 from tokenomy.errors import BudgetExceeded, BudgetUnavailable, RateLimited
 from tokenomy.ledger.store import Store
 
@@ -115,7 +116,7 @@ class BudgetEngine:
         self.tz = tz
         self.alerts = alerts
         self.holder = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
-        self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._clock = clock or now_ms
         self._budgets: dict[str, list[Budget]] = {}  # scope → budgets and limits on it
         self._trackers: dict[tuple[str, int], Tracker] = {}
         self._current: dict[str, Tracker] = {}  # budget id → tracker of the current period

@@ -3,9 +3,9 @@ the period resets and when, at the recent burn rate, the budget would run out.""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from tokenomy import clock
 from tokenomy.budgets import storage
 from tokenomy.budgets.model import from_amount
 from tokenomy.budgets.periods import iso_utc
@@ -38,7 +38,7 @@ def budget_rows(
     now_ms: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per budget (optionally only those on ``team:TEAM`` for a team admin)."""
-    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    now = now_ms if now_ms is not None else clock.now_ms()
     budgets = storage.list_budgets(store, kind)
     if team is not None:
         budgets = [b for b in budgets if b.scope == f"team:{team}"]

@@ -19,7 +19,6 @@ below zero (clamped, and a CHECK constraint in the database).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from tokenomy import clock
 from tokenomy.budgets.model import BUDGET, Budget, budget_id
 from tokenomy.budgets.periods import iso_utc, period_bounds
 from tokenomy.ledger.store import Store
@@ -48,19 +48,15 @@ LEASE_TTL_MS = _env_ms("TOKENOMY_LEASE_TTL_S", 30)
 LEASE_GRACE_MS = _env_ms("TOKENOMY_LEASE_GRACE_S", 600)
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _audit(
     cur: Any, store: Store, action: str, bid: str, actor: str, detail: dict[str, Any]
 ) -> None:
     cur.execute(
-        store._q(
+        store.sql(
             "INSERT INTO budget_audit (ts_ms, action, budget_id, actor, detail) "
             "VALUES (?, ?, ?, ?, ?)"
         ),
-        (_now_ms(), action, bid, actor, orjson.dumps(detail, default=str).decode()),
+        (clock.now_ms(), action, bid, actor, orjson.dumps(detail, default=str).decode()),
     )
 
 
@@ -86,13 +82,13 @@ def list_budgets(store: Store, kind: str | None = None) -> list[Budget]:
         if kind is None:
             cur.execute(_SELECT + " ORDER BY kind, scope, unit")
         else:
-            cur.execute(store._q(_SELECT + " WHERE kind = ? ORDER BY scope, unit"), (kind,))
+            cur.execute(store.sql(_SELECT + " WHERE kind = ? ORDER BY scope, unit"), (kind,))
         return [_row_to_budget(r) for r in cur.fetchall()]
 
 
 def get_budget(store: Store, kind: str, scope: str, unit: str) -> Budget | None:
     with store.transaction() as cur:
-        cur.execute(store._q(_SELECT + " WHERE id = ?"), (budget_id(kind, scope, unit),))
+        cur.execute(store.sql(_SELECT + " WHERE id = ?"), (budget_id(kind, scope, unit),))
         r = cur.fetchone()
     return _row_to_budget(r) if r else None
 
@@ -112,13 +108,13 @@ def set_budget(
     """Create or replace the budget of (kind, scope, unit); recorded in the audit trail."""
     bid = budget_id(kind, scope, unit)
     alerts_text = ",".join(str(a) for a in alerts)
-    now = _now_ms()
+    now = clock.now_ms()
     with store.transaction() as cur:
-        cur.execute(store._q("SELECT limit_amount, period FROM budgets WHERE id = ?"), (bid,))
+        cur.execute(store.sql("SELECT limit_amount, period FROM budgets WHERE id = ?"), (bid,))
         old = cur.fetchone()
         if old is None:
             cur.execute(
-                store._q(
+                store.sql(
                     "INSERT INTO budgets (id, kind, scope, unit, limit_amount, period, hard,"
                     " alerts, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
@@ -126,7 +122,7 @@ def set_budget(
             )
         else:
             cur.execute(
-                store._q(
+                store.sql(
                     "UPDATE budgets SET limit_amount = ?, period = ?, hard = ?, alerts = ?,"
                     " updated_ms = ? WHERE id = ?"
                 ),
@@ -156,16 +152,16 @@ def delete_budgets(
     with store.transaction() as cur:
         if unit is None:
             cur.execute(
-                store._q("SELECT id FROM budgets WHERE kind = ? AND scope = ?"), (kind, scope)
+                store.sql("SELECT id FROM budgets WHERE kind = ? AND scope = ?"), (kind, scope)
             )
         else:
             cur.execute(
-                store._q("SELECT id FROM budgets WHERE id = ?"), (budget_id(kind, scope, unit),)
+                store.sql("SELECT id FROM budgets WHERE id = ?"), (budget_id(kind, scope, unit),)
             )
         ids = [r[0] for r in cur.fetchall()]
         for bid in ids:
-            cur.execute(store._q("DELETE FROM budgets WHERE id = ?"), (bid,))
-            cur.execute(store._q("DELETE FROM budget_leases WHERE budget_id = ?"), (bid,))
+            cur.execute(store.sql("DELETE FROM budgets WHERE id = ?"), (bid,))
+            cur.execute(store.sql("DELETE FROM budget_leases WHERE budget_id = ?"), (bid,))
             _audit(cur, store, "delete", bid, actor, {})
     return len(ids)
 
@@ -189,11 +185,11 @@ def transfer(
     if from_scope == to_scope:
         raise ValueError("cannot transfer a budget to itself")
     src_id, dst_id = budget_id(BUDGET, from_scope, unit), budget_id(BUDGET, to_scope, unit)
-    now = _now_ms()
+    now = clock.now_ms()
     with store.transaction() as cur:
         rows = {}
         for bid in (src_id, dst_id):
-            cur.execute(store._q(_SELECT + " WHERE id = ?"), (bid,))
+            cur.execute(store.sql(_SELECT + " WHERE id = ?"), (bid,))
             r = cur.fetchone()
             if r is None:
                 scope = from_scope if bid == src_id else to_scope
@@ -208,13 +204,13 @@ def transfer(
                 f"(limit {src.limit}, spent and reserved {used})"
             )
         cur.execute(
-            store._q(
+            store.sql(
                 "UPDATE budgets SET limit_amount = limit_amount - ?, updated_ms = ? WHERE id = ?"
             ),
             (amount, now, src_id),
         )
         cur.execute(
-            store._q(
+            store.sql(
                 "UPDATE budgets SET limit_amount = limit_amount + ?, updated_ms = ? WHERE id = ?"
             ),
             (amount, now, dst_id),
@@ -261,7 +257,7 @@ def _spent_and_leased(
     already reduced but ``spent`` not yet raised, and so grant that amount twice.
     """
     cur.execute(
-        store._q(
+        store.sql(
             "SELECT COALESCE((SELECT spent FROM budget_usage WHERE budget_id = ? AND "
             "period_start_ms = ?), 0), COALESCE((SELECT SUM(amount) FROM budget_leases "
             "WHERE budget_id = ? AND period_start_ms = ? AND heartbeat_ms >= ?), 0)"
@@ -318,18 +314,18 @@ def grant_lease(
     is granted: the holder must settle that epoch out and ask again with ``epoch=0``, which
     opens a new epoch. Returns None when the budget no longer exists.
     """
-    now = _now_ms()
+    now = clock.now_ms()
     lock = " FOR UPDATE" if store.dialect == "postgresql" else ""
     key = (bid, period_start)
     with store.transaction() as cur:
-        cur.execute(store._q("SELECT limit_amount FROM budgets WHERE id = ?" + lock), (bid,))
+        cur.execute(store.sql("SELECT limit_amount FROM budgets WHERE id = ?" + lock), (bid,))
         r = cur.fetchone()
         if r is None:
             return None
         limit = int(r[0])
         # Leases stale for longer than the grace period belong to holders that are gone.
         cur.execute(
-            store._q(
+            store.sql(
                 "DELETE FROM budget_leases WHERE budget_id = ? AND "
                 "period_start_ms = ? AND heartbeat_ms < ?"
             ),
@@ -340,7 +336,7 @@ def grant_lease(
         mine = (*key, holder, epoch)
         if epoch:
             cur.execute(
-                store._q(
+                store.sql(
                     "SELECT heartbeat_ms FROM budget_leases WHERE budget_id = ? AND "
                     "period_start_ms = ? AND holder = ? AND epoch = ?"
                 ),
@@ -353,7 +349,7 @@ def grant_lease(
         if available < need:
             if epoch:  # refused, but the live lease is renewed all the same
                 cur.execute(
-                    store._q(
+                    store.sql(
                         "UPDATE budget_leases SET heartbeat_ms = ? WHERE budget_id = ? AND "
                         "period_start_ms = ? AND holder = ? AND epoch = ?"
                     ),
@@ -370,7 +366,7 @@ def grant_lease(
         amount = need + extra
         if epoch:
             cur.execute(
-                store._q(
+                store.sql(
                     "UPDATE budget_leases SET amount = amount + ?, heartbeat_ms = ? WHERE "
                     "budget_id = ? AND period_start_ms = ? AND holder = ? AND epoch = ?"
                 ),
@@ -380,7 +376,7 @@ def grant_lease(
             # A new epoch: above every epoch this holder has (or had, before the grace
             # period removed it) on this budget period.
             cur.execute(
-                store._q(
+                store.sql(
                     "SELECT COALESCE(MAX(epoch), 0) FROM budget_leases WHERE budget_id = ? AND "
                     "period_start_ms = ? AND holder = ?"
                 ),
@@ -388,7 +384,7 @@ def grant_lease(
             )
             epoch = max(now, int(cur.fetchone()[0]) + 1)
             cur.execute(
-                store._q(
+                store.sql(
                     "INSERT INTO budget_leases"
                     " (budget_id, period_start_ms, holder, epoch, amount, heartbeat_ms)"
                     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -422,7 +418,7 @@ def flush(
 
     A stale lease is not renewed: it stays fenced, and only settles out.
     """
-    now = _now_ms()
+    now = clock.now_ms()
     spent: dict[tuple[str, int], int] = {}
     unleased = 0
     with store.transaction() as cur:
@@ -431,7 +427,7 @@ def flush(
             mine = (s.budget_id, s.period_start, holder, s.epoch)
             if s.spent_delta:
                 cur.execute(
-                    store._q(
+                    store.sql(
                         "INSERT INTO budget_usage (budget_id, period_start_ms, spent)"
                         " VALUES (?, ?, ?)"
                         " ON CONFLICT (budget_id, period_start_ms) DO UPDATE"
@@ -442,7 +438,7 @@ def flush(
             if s.epoch and (s.spent_delta or s.returned):
                 take = s.spent_delta + s.returned
                 cur.execute(
-                    store._q(
+                    store.sql(
                         "SELECT amount FROM budget_leases WHERE budget_id = ? AND "
                         "period_start_ms = ? AND holder = ? AND epoch = ?"
                     ),
@@ -454,7 +450,7 @@ def flush(
                 else:
                     unleased += max(0, s.spent_delta - int(r[0]))
                     cur.execute(
-                        store._q(
+                        store.sql(
                             "UPDATE budget_leases SET amount = CASE WHEN amount > ? "
                             "THEN amount - ? ELSE 0 END WHERE budget_id = ? AND "
                             "period_start_ms = ? AND holder = ? AND epoch = ?"
@@ -463,14 +459,14 @@ def flush(
                     )
             if s.drain:
                 cur.execute(
-                    store._q(
+                    store.sql(
                         "DELETE FROM budget_leases WHERE budget_id = ? AND "
                         "period_start_ms = ? AND holder = ? AND epoch = ?"
                     ),
                     mine,
                 )
             cur.execute(
-                store._q(
+                store.sql(
                     "SELECT spent FROM budget_usage WHERE budget_id = ? AND period_start_ms = ?"
                 ),
                 (s.budget_id, s.period_start),
@@ -478,16 +474,16 @@ def flush(
             r = cur.fetchone()
             spent[(s.budget_id, s.period_start)] = int(r[0]) if r else 0
         cur.execute(
-            store._q("DELETE FROM budget_leases WHERE holder = ? AND amount = 0"), (holder,)
+            store.sql("DELETE FROM budget_leases WHERE holder = ? AND amount = 0"), (holder,)
         )
         cur.execute(
-            store._q(
+            store.sql(
                 "UPDATE budget_leases SET heartbeat_ms = ? WHERE holder = ? AND heartbeat_ms >= ?"
             ),
             (now, holder, now - ttl_ms),
         )
         cur.execute(
-            store._q(
+            store.sql(
                 "SELECT budget_id, period_start_ms, epoch FROM budget_leases "
                 "WHERE holder = ? AND heartbeat_ms >= ?"
             ),
@@ -538,7 +534,7 @@ def rebuild_from_ledger(
     live replica settled but has not flushed yet may so be counted twice: the error is on
     the safe side. Returns the budgets raised, with their new ``spent``.
     """
-    now = now_ms if now_ms is not None else _now_ms()
+    now = now_ms if now_ms is not None else clock.now_ms()
     # One GROUP BY query per (scope kind, unit, period), not one scan per budget.
     groups: dict[tuple[str, str, int, int], dict[str, Budget]] = {}
     for b in budgets:
@@ -561,7 +557,7 @@ def rebuild_from_ledger(
                 if unit == "requests":
                     sql += f" AND error_kind NOT IN ({', '.join('?' * len(_NOT_ADMITTED))})"
                     args += _NOT_ADMITTED
-                cur.execute(store._q(sql + f" GROUP BY {column}"), args)
+                cur.execute(store.sql(sql + f" GROUP BY {column}"), args)
                 for name, total in cur.fetchall():
                     booked, b = int(total or 0), by_name[name]
                     if booked > 0 and _raise_spent(cur, store, b.id, start, booked):
@@ -572,14 +568,14 @@ def rebuild_from_ledger(
 def _raise_spent(cur: Any, store: Store, bid: str, start: int, booked: int) -> bool:
     """``spent = max(spent, booked)``; True if it was raised."""
     cur.execute(
-        store._q("SELECT spent FROM budget_usage WHERE budget_id = ? AND period_start_ms = ?"),
+        store.sql("SELECT spent FROM budget_usage WHERE budget_id = ? AND period_start_ms = ?"),
         (bid, start),
     )
     r = cur.fetchone()
     if r is not None and int(r[0]) >= booked:
         return False
     cur.execute(
-        store._q(
+        store.sql(
             "INSERT INTO budget_usage (budget_id, period_start_ms, spent) VALUES (?, ?, ?)"
             " ON CONFLICT (budget_id, period_start_ms) DO UPDATE"
             " SET spent = CASE WHEN excluded.spent > budget_usage.spent"
@@ -594,11 +590,11 @@ def record_alert(store: Store, bid: str, period_start: int, threshold: Decimal, 
     """Claim an alert; True only for the first claimer (once per threshold and period)."""
     with store.transaction() as cur:
         cur.execute(
-            store._q(
+            store.sql(
                 "INSERT INTO budget_alerts (budget_id, period_start_ms, threshold, fired_ms, spent)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
             ),
-            (bid, period_start, str(threshold), _now_ms(), spent),
+            (bid, period_start, str(threshold), clock.now_ms(), spent),
         )
         return bool(cur.rowcount)
 
@@ -619,7 +615,7 @@ class BudgetStatus:
 def status(
     store: Store, budgets: list[Budget], tz: str = "UTC", now_ms: int | None = None
 ) -> list[BudgetStatus]:
-    now = now_ms if now_ms is not None else _now_ms()
+    now = now_ms if now_ms is not None else clock.now_ms()
     out = []
     with store.transaction() as cur:
         for b in budgets:

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from tokenomy import exact_json
 from tokenomy.config import resolve_db_url
-from tokenomy.ledger import open_store
+from tokenomy.database import open_database
 from tokenomy.ledger.store import Store
 
 
@@ -52,8 +52,12 @@ def db_url(value: str | None, config_value: str | None = None) -> str:
 
 @contextmanager
 def ledger(db: str | None) -> Iterator[Store]:
-    """The ledger named by ``--db``/``TOKENOMY_DB``, closed on every path."""
-    store = open_store(resolve_db_url(db))
+    """The database named by ``--db``/``TOKENOMY_DB``, closed on every path.
+
+    The one way a command opens it: every component's tables are migrated first (ledger,
+    budgets, admin keys), as the gateway does at start-up.
+    """
+    store = open_database(resolve_db_url(db))
     try:
         yield store
     finally:

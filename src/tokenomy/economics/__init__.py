@@ -34,8 +34,8 @@ from tokenomy.economics.factory import (
     split_input_output,
 )
 from tokenomy.economics.forecast import (
-    Budget,
     BudgetFlag,
+    BudgetToProject,
     SeriesForecast,
     budget_from_record,
     daily_series,
@@ -65,8 +65,8 @@ __all__ = [
     "TOKENS_PER_TASK_PRESETS",
     "ApiPrice",
     "BreakevenResult",
-    "Budget",
     "BudgetFlag",
+    "BudgetToProject",
     "Catalog",
     "FactoryCost",
     "FactoryProfile",

@@ -350,7 +350,7 @@ def forecast(
 
 # -- budgets -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class Budget:
+class BudgetToProject:
     """The little the forecast needs to know about a budget (the budgets room owns the rest).
 
     ``period_end`` is the last day inside the period; ``spent`` is what is booked so far.
@@ -369,7 +369,7 @@ class Budget:
 class BudgetFlag:
     """A budget's projected spend by the end of its period."""
 
-    budget: Budget
+    budget: BudgetToProject
     projected_total: Decimal  # spent + projected point forecast to period end
     projected_high: Decimal  # spent + upper bounds
     exhausted_on: date | None  # first day the point forecast reaches the limit
@@ -393,7 +393,7 @@ class BudgetFlag:
         }
 
 
-def project_budget(budget: Budget, fc: SeriesForecast, today: date) -> BudgetFlag:
+def project_budget(budget: BudgetToProject, fc: SeriesForecast, today: date) -> BudgetFlag:
     """Spent so far plus the forecast of each day from ``today`` to the period's last day.
 
     ``today`` is counted whole: the history behind ``fc`` ends the day before, and what
@@ -417,7 +417,9 @@ def project_budget(budget: Budget, fc: SeriesForecast, today: date) -> BudgetFla
     return BudgetFlag(budget, total, high, exhausted, exhausted is not None, high >= budget.limit)
 
 
-def flag_budgets(pairs: Iterable[tuple[Budget, SeriesForecast]], today: date) -> list[BudgetFlag]:
+def flag_budgets(
+    pairs: Iterable[tuple[BudgetToProject, SeriesForecast]], today: date
+) -> list[BudgetFlag]:
     """Project every (budget, forecast of its scope) pair; the ones running out come first."""
     flags = [project_budget(b, fc, today) for b, fc in pairs]
     return sorted(
@@ -425,8 +427,8 @@ def flag_budgets(pairs: Iterable[tuple[Budget, SeriesForecast]], today: date) ->
     )
 
 
-def budget_from_record(record: Any) -> Budget:
-    """Adapt a budget record of the budgets room (object or mapping) to ``Budget``.
+def budget_from_record(record: Any) -> BudgetToProject:
+    """Adapt a budget record of the budgets room (object or mapping) to ``BudgetToProject``.
 
     Accepts ``scope`` as a mapping or ``"team:research"`` / ``"team=research"`` text (or
     ``scope_kind`` + ``scope_value``), ``unit`` usd|tokens, ``limit`` and ``spent`` numbers,
@@ -466,7 +468,7 @@ def budget_from_record(record: Any) -> Budget:
     end = get("period_end")
     if end is None:
         raise ValueError("period_end: none (a budget that never resets)")
-    return Budget(
+    return BudgetToProject(
         scope=scope,
         unit=unit,  # type: ignore[arg-type]
         limit=_dec(get("limit"), "limit"),

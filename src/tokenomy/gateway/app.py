@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -15,6 +15,7 @@ from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.engine import BudgetEngine
 from tokenomy.config import Settings
 from tokenomy.credentials import api_key
+from tokenomy.database import open_database
 from tokenomy.economics import factory_token_prices
 from tokenomy.errors import LedgerError, NotFound, RequestError
 from tokenomy.gateway import routes
@@ -23,13 +24,13 @@ from tokenomy.gateway.connections import GUARD_KEY, ConnectionGuard
 from tokenomy.gateway.health import health as health_check
 from tokenomy.gateway.proxy import Gateway
 from tokenomy.gateway.wire_errors import ANTHROPIC, OPENAI, error_response
-from tokenomy.ledger import open_store
 from tokenomy.ledger.postgres import PostgresStore
 from tokenomy.ledger.store import Store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.metering import tokenizer
 from tokenomy.pricing import PriceBook
 from tokenomy.redact import mask_url, register_settings
+from tokenomy.wire import Endpoint, Wire
 
 log = logging.getLogger("tokenomy.gateway")
 
@@ -47,19 +48,20 @@ def journal_dir(settings: Settings, db_url: str) -> Path:
     return Path(".tokenomy") / "journal"
 
 
-def _client_format(request: web.Request) -> str:
+def _client_format(request: web.Request) -> Wire:
     h = request.headers
     return ANTHROPIC if ("anthropic-version" in h or "x-api-key" in h) else OPENAI
 
 
 def _open_store(db_url: str) -> Store:
-    """Open and migrate the ledger; PostgreSQL being down does not stop the gateway.
+    """Open the database and migrate every component's tables (ledger, budgets, admin keys,
+    in that order); PostgreSQL being down does not stop the gateway.
 
     A PostgreSQL store connects on first use, so the gateway starts, reports not-ready in
     ``/health`` and answers 503 to calls that need the database until it is back; the
     migrations then run on the first connection.
     """
-    store = open_store(db_url, migrate=False)
+    store = open_database(db_url, migrate=False)
     try:
         store.migrate()
     except LedgerError as exc:
@@ -90,7 +92,7 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     store = _open_store(db_url)
     # The batch writer gets a connection of its own: its inserts never queue behind (or
     # hold up) key look-ups, budget leases and admin queries on the other one.
-    writer_store = open_store(db_url, migrate=False)
+    writer_store = open_database(db_url, migrate=False)
     if isinstance(store, PostgresStore) and isinstance(writer_store, PostgresStore):
         # Whichever connects first once the database is back migrates it.
         writer_store.migrate_on_connect = store.migrate_on_connect
@@ -119,39 +121,16 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     app[STORE_KEY] = store
     setup_admin(app, store, settings)
 
-    async def proxy(request: web.Request, fmt: str, endpoint: str) -> web.StreamResponse:
-        return await gateway.handle(request, fmt, endpoint)
+    async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+        return await gateway.handle(request, endpoint)
 
     async def models(request: web.Request) -> web.StreamResponse:
-        fmt = _client_format(request)
+        wire = _client_format(request)
         try:
             await keys.authenticate(api_key(request.headers))
         except RequestError as err:
-            return error_response(fmt, err, {})
-        names = list(settings.models)
-        if fmt == ANTHROPIC:
-            data: dict[str, Any] = {
-                "data": [
-                    {
-                        "type": "model",
-                        "id": n,
-                        "display_name": n,
-                        "created_at": "1970-01-01T00:00:00Z",
-                    }
-                    for n in names
-                ],
-                "has_more": False,
-                "first_id": names[0] if names else None,
-                "last_id": names[-1] if names else None,
-            }
-        else:
-            data = {
-                "object": "list",
-                "data": [
-                    {"id": n, "object": "model", "created": 0, "owned_by": "tokenomy"}
-                    for n in names
-                ],
-            }
+            return error_response(wire, err, {})
+        data = wire.models(list(settings.models))
         return web.Response(body=orjson.dumps(data), content_type="application/json")
 
     async def health(request: web.Request) -> web.StreamResponse:
@@ -170,25 +149,37 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
 
     app.router.add_route("*", "/{tail:.*}", not_found)
 
-    async def on_startup(app: web.Application) -> None:
+    # Services start in this order and stop in the reverse one (aiohttp's cleanup_ctx):
+    # the databases last, after the writer has drained and the budgets have settled.
+    async def databases(app: web.Application) -> AsyncIterator[None]:
+        yield
+        writer_store.close()
+        store.close()
+
+    async def ledger_writer(app: web.Application) -> AsyncIterator[None]:
         writer.start()
+        yield
+        writer.close()
+
+    async def key_cache(app: web.Application) -> AsyncIterator[None]:
         await keys.start()
+        yield
+        await keys.stop()
+
+    async def budget_engine(app: web.Application) -> AsyncIterator[None]:
         await budgets.start()
+        yield
+        await budgets.close()
+
+    async def upstreams(app: web.Application) -> AsyncIterator[None]:
         await gateway.start()
         # The offline tokenizer loads in ~0.5 s; do it now, off the loop, not on first use.
         asyncio.get_running_loop().run_in_executor(None, tokenizer.warm_up)
         log.info("ledger %s; %d models", mask_url(db_url), len(settings.models))
-
-    async def on_cleanup(app: web.Application) -> None:
-        await keys.stop()
+        yield
         await gateway.close()
-        await budgets.close()
-        writer.close()
-        writer_store.close()
-        store.close()
 
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
+    app.cleanup_ctx.extend((databases, ledger_writer, key_cache, budget_engine, upstreams))
     return app
 
 

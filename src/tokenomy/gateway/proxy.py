@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from tokenomy import clock
 from tokenomy.budgets.engine import BudgetEngine, Demand, Reservation
 from tokenomy.config import Deployment, Settings
 from tokenomy.credentials import api_key
@@ -31,26 +32,10 @@ from tokenomy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from tokenomy.gateway import relays
 from tokenomy.gateway.auth import KeyCache
 from tokenomy.gateway.bodies import read_body
-from tokenomy.gateway.requests import (
-    DEFAULT_OUTPUT_CAP,
-    FORWARDED_HEADERS,
-    MAX_TEXT_CHARS,
-    cap_output,
-    check_body_depth,
-    check_metadata,
-    header_text,
-    output_cap,
-    recorded_text,
-    response_text,
-    validate_body,
-    worst_case_input,
-)
+from tokenomy.gateway.requests import FORWARDED_HEADERS, check_body_depth, header_text
 from tokenomy.gateway.wire_errors import (
-    ANTHROPIC,
-    OPENAI,
     error_response,
     http_status,
     upstream_error_message,
@@ -58,25 +43,20 @@ from tokenomy.gateway.wire_errors import (
 )
 from tokenomy.ledger.writer import LedgerWriter, ledger_unavailable
 from tokenomy.metering.stream import SSEParser
-from tokenomy.metering.tokenizer import complete_usage, estimate_input
+from tokenomy.metering.tokenizer import complete_usage
 from tokenomy.money import nanos_str
 from tokenomy.pricing import PriceBook
-from tokenomy.providers import translate
-from tokenomy.providers.anthropic import AnthropicAdapter
-from tokenomy.providers.base import CHAT, MESSAGES, RESPONSES
-from tokenomy.providers.openai import OpenAIAdapter
 from tokenomy.types import Step, Usage, UsageEvent
+from tokenomy.wire import WIRES, Bridge, Endpoint, Relay, served_paths
+from tokenomy.wire import bridge as bridge_for
+from tokenomy.wire.base import DEFAULT_OUTPUT_CAP, MAX_TEXT_CHARS
 
 log = logging.getLogger("tokenomy.gateway")
 
 REQUEST_ID_HEADER = "x-tokenomy-request-id"
 COST_HEADER = "x-tokenomy-cost-usd"
 _STEPS = frozenset(s.value for s in Step)
-# Anthropic requires max_tokens; used when an OpenAI client omits it.
-DEFAULT_MAX_TOKENS = 4096
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the connection"
-
-ADAPTERS: dict[str, Any] = {"openai": OpenAIAdapter(), "anthropic": AnthropicAdapter()}
 
 
 @dataclass(slots=True)
@@ -85,20 +65,16 @@ class Call:
 
     event: UsageEvent
     started: float
-    fmt: str
-    endpoint: str
+    endpoint: Endpoint
     body: dict[str, Any] | None = None
     body_bytes: int = 0
     deployment: Deployment | None = None
+    bridge: Bridge | None = None  # chosen once, with the deployment
     reservation: Reservation | None = None
     recorded: bool = False
     # The reservation's worst case (input tokens, output tokens, cost): journaled as the
     # call starts, and charged if the process dies before the call ends.
     worst: tuple[int, int, int | None] | None = None
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _request_id(now_ms: int) -> str:
@@ -142,13 +118,19 @@ class Gateway:
             await self.session.close()
 
     # -- entry point ---------------------------------------------------------------------
-    async def handle(self, request: web.Request, fmt: str, endpoint: str) -> web.StreamResponse:
-        now_ms = _now_ms()
+    async def handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+        now_ms = clock.now_ms()
         rid = _request_id(now_ms)
         call = Call(
-            UsageEvent(id=rid, ts_ms=now_ms, api_format=fmt, endpoint=endpoint, model="", status=0),
+            UsageEvent(
+                id=rid,
+                ts_ms=now_ms,
+                api_format=endpoint.wire.name,
+                endpoint=endpoint.name,
+                model="",
+                status=0,
+            ),
             time.perf_counter(),
-            fmt,
             endpoint,
         )
         headers = {REQUEST_ID_HEADER: rid}
@@ -158,6 +140,9 @@ class Gateway:
                 raise ledger_unavailable()
             if self.budgets.active:
                 await self._reserve(call)
+            assert call.bridge is not None  # set by _admit
+            if not call.bridge.forwards:
+                return await self._answer(call, headers)
             if call.event.stream:
                 return await self._stream(request, call, headers)
             return await self._unary(request, call, headers)
@@ -188,7 +173,7 @@ class Gateway:
             else:
                 self._price(call)
         self._record(call, http_status(err))
-        return error_response(call.fmt, err, headers)
+        return error_response(call.endpoint.wire, err, headers)
 
     # -- steps ---------------------------------------------------------------------------
     async def _admit(self, request: web.Request, call: Call) -> None:
@@ -218,20 +203,11 @@ class Gateway:
         if isinstance(body.get("model"), str):
             # Recorded even if the body is invalid otherwise (storable: NUL dropped, capped).
             ev.model = body["model"][:MAX_TEXT_CHARS].replace("\x00", "")
-        model = validate_body(call.endpoint, body)
+        endpoint = call.endpoint
+        model = endpoint.validate(body)
         ev.model = model
         ev.stream = body.get("stream") is True
-        if call.fmt == OPENAI:
-            user = body.get("user")
-            if isinstance(user, str):
-                ev.end_user = recorded_text(user, "user")
-            meta = body.get("metadata")
-            if isinstance(meta, dict) and meta:
-                ev.metadata = check_metadata(meta)
-        else:
-            meta = body.get("metadata")
-            if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
-                ev.end_user = recorded_text(meta["user_id"], "metadata.user_id")
+        endpoint.wire.record_caller(body, ev)
         cfg = self.settings.models.get(model)
         if cfg is None:
             raise ModelNotFound(
@@ -247,6 +223,13 @@ class Gateway:
             dep.provider.location,
         )
         call.body = body
+        call.bridge = bridge_for(endpoint, dep.provider.kind)
+        if call.bridge is None:
+            upstream = WIRES[dep.provider.kind]
+            raise InvalidRequest(
+                f"The {endpoint.name} endpoint cannot be served by the {upstream.title} "
+                f"deployment of model {model!r}; it serves {', '.join(served_paths(upstream))}."
+            )
 
     async def _reserve(self, call: Call) -> None:
         """Reserve the request's worst case on every budget and rate limit that applies."""
@@ -254,20 +237,24 @@ class Gateway:
         budgets = self.budgets.budgets_for(ev.org, ev.team, ev.user, ev.key_id, ev.agent)
         if not budgets:
             return
-        body, dep = call.body, call.deployment
+        body, dep, endpoint = call.body, call.deployment, call.endpoint
         assert body is not None and dep is not None
-        input_tokens = worst_case_input(call.endpoint, body, call.body_bytes)
-        if input_tokens is None:  # a long prompt: count it off the event loop
-            input_tokens = await asyncio.to_thread(
-                worst_case_input, call.endpoint, body, call.body_bytes, True
+        if not endpoint.billed:  # counted as a request by rate limits; no cost, no tokens
+            demand = Demand(0, 0)
+            call.worst = (0, 0, 0)
+        else:
+            input_tokens = endpoint.worst_case_input(body, call.body_bytes)
+            if input_tokens is None:  # a long prompt: count it off the event loop
+                input_tokens = await asyncio.to_thread(
+                    endpoint.worst_case_input, body, call.body_bytes, True
+                )
+                assert input_tokens is not None
+            output_tokens = endpoint.set_output_cap(
+                body, self.settings.models[ev.model], dep.provider.base_url
             )
-            assert input_tokens is not None
-        output_tokens = cap_output(
-            call.endpoint, body, self.settings.models[ev.model], dep.provider.base_url
-        )
-        cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, ev.ts_ms)
-        demand = Demand(cost, input_tokens + output_tokens)
-        call.worst = (input_tokens, output_tokens, cost)
+            cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, ev.ts_ms)
+            demand = Demand(cost, input_tokens + output_tokens)
+            call.worst = (input_tokens, output_tokens, cost)
         reservation = self.budgets.try_admit(budgets, demand)
         if reservation is None:  # a lease must come from the database first
             reservation = await self.budgets.admit(budgets, demand)
@@ -286,43 +273,25 @@ class Gateway:
         check_body_depth(raw, body)  # the body is re-serialized for the upstream
         return body, len(raw)
 
-    def _upstream_plan(self, call: Call) -> tuple[Any, str, dict[str, Any]]:
-        """(adapter, upstream endpoint, upstream body) — translating formats when needed."""
-        dep = call.deployment
-        body = call.body
-        assert dep is not None and body is not None  # set by _admit
-        adapter = ADAPTERS[dep.provider.kind]
-        endpoint = call.endpoint
-        if adapter.kind == "anthropic" and call.fmt == OPENAI:
-            if endpoint != CHAT:
-                raise InvalidRequest(
-                    f"The {endpoint} endpoint cannot be served by the Anthropic deployment of "
-                    f"model {call.event.model!r}; use /v1/chat/completions or /v1/messages."
-                )
-            cfg = self.settings.models[call.event.model]
-            upstream = translate.chat_request_to_messages(
-                body, dep.model, cfg.max_output_tokens or DEFAULT_MAX_TOKENS
-            )
-            return adapter, MESSAGES, upstream
-        if adapter.kind == "openai" and call.fmt == ANTHROPIC:
-            upstream = translate.messages_request_to_chat(body, dep.model)
-            return adapter, CHAT, adapter.prepare(CHAT, upstream, dep.model, call.event.stream)
-        return (
-            adapter,
-            endpoint,
-            adapter.prepare(endpoint, dict(body), dep.model, call.event.stream),
+    def _upstream_body(self, call: Call) -> dict[str, Any]:
+        """The upstream's body, translated by the request's bridge when formats differ."""
+        dep, body, bridge = call.deployment, call.body, call.bridge
+        assert dep is not None and body is not None and bridge is not None  # set by _admit
+        return bridge.request(
+            body, dep.model, self.settings.models[call.event.model], call.event.stream
         )
 
     async def _send(
-        self, call: Call, adapter: Any, endpoint: str, body: dict[str, Any], request: web.Request
+        self, call: Call, body: dict[str, Any], request: web.Request
     ) -> aiohttp.ClientResponse:
-        dep = call.deployment
-        assert dep is not None and self.session is not None
+        dep, bridge = call.deployment, call.bridge
+        assert dep is not None and bridge is not None and self.session is not None
+        wire = bridge.upstream.wire
         try:
             resp = await self.session.post(
-                adapter.url(dep.provider, endpoint),
+                wire.url(dep.provider, bridge.upstream),
                 data=orjson.dumps(body),
-                headers=adapter.headers(dep.provider, request.headers),
+                headers=wire.headers(dep.provider, request.headers),
                 timeout=self._stream_timeout if call.event.stream else self._unary_timeout,
             )
         except TimeoutError as exc:
@@ -348,12 +317,27 @@ class Gateway:
             )
         return resp
 
+    async def _answer(self, call: Call, headers: dict[str, str]) -> web.Response:
+        """A call the gateway answers itself (a local token count): recorded, not billed."""
+        bridge, body = call.bridge, call.body
+        assert bridge is not None and body is not None  # set by _admit
+        # Tokenising a long prompt takes milliseconds: keep it off the event loop.
+        data, extra = await asyncio.to_thread(bridge.answer, body)
+        call.event.cost_nanos = 0
+        self._record(call, 200)
+        out = {**headers, **extra, COST_HEADER: nanos_str(0)}
+        return web.Response(
+            body=orjson.dumps(data), status=200, content_type="application/json", headers=out
+        )
+
     async def _unary(
         self, request: web.Request, call: Call, headers: dict[str, str]
     ) -> web.Response:
-        adapter, endpoint, upstream_body = self._upstream_plan(call)
+        bridge = call.bridge
+        assert bridge is not None
+        upstream_body = self._upstream_body(call)
         self._begin(call)
-        resp = await self._send(call, adapter, endpoint, upstream_body, request)
+        resp = await self._send(call, upstream_body, request)
         try:
             raw = await resp.read()
         except TimeoutError as exc:
@@ -368,15 +352,13 @@ class Gateway:
             raise UpstreamError(f"Upstream returned invalid JSON: {raw[:200]!r}") from exc
         if not isinstance(data, dict):
             raise UpstreamError("Upstream returned JSON that is not an object.")
-        usage = adapter.usage(endpoint, data)
+        usage = bridge.upstream.usage(data)
         if usage is None:
-            usage = await self._complete_usage(call, None, False, response_text(endpoint, data))
-        if adapter.kind == "anthropic" and call.fmt == OPENAI:
-            data = translate.messages_response_to_chat(data, call.event.model)
-            raw = orjson.dumps(data)
-        elif adapter.kind == "openai" and call.fmt == ANTHROPIC:
-            data = translate.chat_response_to_messages(data, call.event.model)
-            raw = orjson.dumps(data)
+            text = bridge.upstream.response_text(data)
+            usage = await self._complete_usage(call, None, False, text)
+        translated = bridge.response(data, call.event.model, call.body or {})
+        if translated is not None:
+            raw = translated
         call.event.usage = usage
         self._price(call)
         self._record(call, 200)
@@ -388,10 +370,12 @@ class Gateway:
     async def _stream(
         self, request: web.Request, call: Call, headers: dict[str, str]
     ) -> web.StreamResponse:
-        adapter, endpoint, upstream_body = self._upstream_plan(call)
-        relay = self._relay(call, adapter.kind)
+        bridge = call.bridge
+        assert bridge is not None
+        upstream_body = self._upstream_body(call)
+        relay = bridge.relay(call.body or {}, call.event.model)
         self._begin(call)
-        upstream = await self._send(call, adapter, endpoint, upstream_body, request)
+        upstream = await self._send(call, upstream_body, request)
         response = web.StreamResponse(
             status=200,
             headers={
@@ -401,12 +385,14 @@ class Gateway:
             },
         )
         status = 200
+        # Translated events of the current chunk not yet sent: an error later in the same
+        # chunk must not swallow them (a Responses client needs its response.created).
+        out: list[bytes] = []
         try:
             await response.prepare(request)
             parser = SSEParser()
             done = False
             async for chunk in upstream.content.iter_any():
-                out: list[bytes] = []
                 for name, data in parser.feed(chunk):
                     piece, terminal = relay.event(name, data)
                     if piece:
@@ -417,7 +403,9 @@ class Gateway:
                 if out:
                     if call.event.ttft_ms is None:
                         call.event.ttft_ms = (time.perf_counter() - call.started) * 1000
-                    await response.write(b"".join(out))
+                    pending = b"".join(out)
+                    out.clear()
+                    await response.write(pending)
                 if done:
                     break
             if not done:
@@ -451,7 +439,7 @@ class Gateway:
             call.event.error_message = err.message[:1000]
             await self._finish_stream(call, relay, complete=False, status=200)
             with contextlib.suppress(ConnectionResetError):
-                await response.write(relay.error(err.message))
+                await response.write(b"".join(out) + relay.error(err.message))
                 await response.write_eof()
         finally:
             if relay.terminal_seen:
@@ -463,10 +451,12 @@ class Gateway:
     def _begin(self, call: Call) -> None:
         """Journal the call as started (with its worst case) just before it goes upstream."""
         worst = call.worst
+        if worst is None and not call.endpoint.billed:
+            worst = (0, 0, 0)
         if worst is None:  # no budget reserved for it: a bound that costs nothing to compute
             body, dep = call.body or {}, call.deployment
             assert dep is not None  # set by _admit
-            out = output_cap(call.endpoint, body)
+            out = call.endpoint.output_cap(body)
             if out is None:
                 out = self.settings.models[call.event.model].max_output_tokens
                 out = out or DEFAULT_OUTPUT_CAP
@@ -479,22 +469,8 @@ class Gateway:
         )
         self.writer.begin(call.event, *worst, holds=holds)
 
-    def _relay(self, call: Call, upstream_kind: str) -> relays.Relay:
-        body = call.body or {}
-        options = body.get("stream_options")
-        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-        if call.fmt == OPENAI and upstream_kind == "anthropic":
-            return relays.AnthropicToOpenAI(call.event.model, wants_usage)
-        if call.fmt == ANTHROPIC and upstream_kind == "openai":
-            return relays.OpenAIToAnthropic(call.event.model)
-        if call.fmt == ANTHROPIC:
-            return relays.AnthropicPassthrough()
-        if call.endpoint == RESPONSES:
-            return relays.ResponsesPassthrough()
-        return relays.OpenAIPassthrough(wants_usage)
-
     async def _finish_stream(
-        self, call: Call, relay: relays.Relay, *, complete: bool, status: int
+        self, call: Call, relay: Relay, *, complete: bool, status: int
     ) -> None:
         if call.recorded:
             return
@@ -517,11 +493,11 @@ class Gateway:
             complete_usage,
             reported,
             complete=complete,
-            estimate_input_tokens=lambda: estimate_input(endpoint, body),
+            estimate_input_tokens=lambda: endpoint.estimate_input(body),
             output_text=output_text,
         )
         call.event.estimated = estimated
-        cap = output_cap(endpoint, body)
+        cap = endpoint.output_cap(body)
         if estimated and cap is not None and usage.output_tokens > cap:
             # The upstream stops at the cap in its own tokenizer; ours may count more.
             usage.output_tokens = cap
@@ -548,7 +524,7 @@ class Gateway:
         self.writer.submit(ev)
 
 
-def _cut_short(relay: relays.Relay) -> UpstreamError:
+def _cut_short(relay: Relay) -> UpstreamError:
     """Why a stream ended before its terminal event."""
     error = getattr(relay.meter, "error", None)
     if error:

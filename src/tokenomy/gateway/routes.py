@@ -7,8 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from tokenomy.gateway.wire_errors import ANTHROPIC, OPENAI
-from tokenomy.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES
+from tokenomy.wire import ENDPOINTS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -19,11 +18,7 @@ def table(
     health: Handler,
 ) -> list[web.RouteDef]:
     return [
-        web.post("/v1/chat/completions", partial(proxy, fmt=OPENAI, endpoint=CHAT)),
-        web.post("/v1/completions", partial(proxy, fmt=OPENAI, endpoint=COMPLETIONS)),
-        web.post("/v1/embeddings", partial(proxy, fmt=OPENAI, endpoint=EMBEDDINGS)),
-        web.post("/v1/responses", partial(proxy, fmt=OPENAI, endpoint=RESPONSES)),
-        web.post("/v1/messages", partial(proxy, fmt=ANTHROPIC, endpoint=MESSAGES)),
+        *(web.post(e.path, partial(proxy, endpoint=e)) for e in ENDPOINTS.values()),
         web.get("/v1/models", models),
         web.get("/health", health),
     ]

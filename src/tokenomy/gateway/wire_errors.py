@@ -1,4 +1,5 @@
-"""Errors rendered in the client's own wire format (OpenAI or Anthropic error JSON)."""
+"""Errors rendered in the client's own wire format (each :class:`~tokenomy.wire.Wire` draws
+its own), and upstream error messages scrubbed of secrets."""
 
 from __future__ import annotations
 
@@ -9,33 +10,33 @@ from aiohttp import web
 
 from tokenomy.errors import RequestError, UpstreamError
 from tokenomy.redact import scrub
+from tokenomy.wire import ANTHROPIC, OPENAI, Wire
 
-OPENAI = "openai"
-ANTHROPIC = "anthropic"
+__all__ = [
+    "ANTHROPIC",
+    "OPENAI",
+    "error_body",
+    "error_response",
+    "http_status",
+    "upstream_error_message",
+    "upstream_stream_error",
+]
 
 
-def error_body(fmt: str, err: RequestError) -> dict[str, Any]:
-    if fmt == ANTHROPIC:
-        return {"type": "error", "error": {"type": err.anthropic_type, "message": err.message}}
-    return {
-        "error": {
-            "message": err.message,
-            "type": err.openai_type,
-            "param": err.param,
-            "code": err.code,
-        }
-    }
+def error_body(wire: Wire, err: RequestError) -> dict[str, Any]:
+    """``err`` as the JSON body ``wire``'s clients expect."""
+    return wire.error_body(err)
 
 
 def http_status(err: RequestError) -> int:
     return err.http_status if isinstance(err, UpstreamError) else err.status
 
 
-def error_response(fmt: str, err: RequestError, headers: dict[str, str]) -> web.Response:
+def error_response(wire: Wire, err: RequestError, headers: dict[str, str]) -> web.Response:
     all_headers = {**headers, **err.headers}
     return web.Response(
         status=http_status(err),
-        body=orjson.dumps(error_body(fmt, err)),
+        body=orjson.dumps(wire.error_body(err)),
         content_type="application/json",
         headers=all_headers,
     )

@@ -21,13 +21,9 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from tokenomy.errors import LedgerError
-from tokenomy.ledger.schema import POSTGRES_MIGRATIONS
 from tokenomy.ledger.store import Store
 
 log = logging.getLogger("tokenomy.ledger")
-
-# Serialises concurrent migrations from replicas starting together.
-_MIGRATION_LOCK_ID = 0x746F6B656E
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -53,7 +49,6 @@ class PostgresStore(Store):
     # psycopg adapts a statement's parameters holding the GIL; its executemany pipelines
     # one-row statements and lets the event loop run between them.
     rows_per_statement = 1
-    migrations = POSTGRES_MIGRATIONS
     day_expr = "to_char(to_timestamp(ts_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
     def __init__(self, url: str) -> None:
@@ -136,6 +131,3 @@ class PostgresStore(Store):
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
-
-    def _lock_migrations(self, cur: Any) -> None:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import LedgerError
-from tokenomy.ledger.schema import SQLITE_MIGRATIONS
 from tokenomy.ledger.store import Store
 
 
@@ -24,7 +23,6 @@ class SqliteStore(Store):
     dialect = "sqlite"
     placeholder = "?"
     max_variables = 32_766  # SQLite's default limit per statement (3.32+)
-    migrations = SQLITE_MIGRATIONS
     day_expr = "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')"
 
     def __init__(self, url: str) -> None:

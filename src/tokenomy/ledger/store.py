@@ -1,7 +1,9 @@
 """The ledger store: one implementation of every query over a DB-API connection.
 
 SQLite and PostgreSQL differ only in a few details (placeholders, date functions,
-"insert or ignore", how migrations run); those live in ``sqlite.py`` and ``postgres.py``.
+"insert or ignore", connections); those live in ``sqlite.py`` and ``postgres.py``.
+Other components sharing the database (budgets, admin keys) write their SQL with
+``Store.sql`` inside ``Store.transaction`` and declare their tables as migration sets.
 Reports are written once, here, against this class.
 """
 
@@ -12,7 +14,6 @@ import hashlib
 import secrets
 import sys
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,16 +21,19 @@ from typing import Any, ClassVar
 
 import orjson
 
+from tokenomy.clock import now_ms
 from tokenomy.errors import LedgerError
 from tokenomy.ledger.schema import (
     DROPPED_METADATA,
     EVENT_COLUMNS,
     GROUP_FIELDS,
+    LEDGER_MIGRATIONS,
     REPORT_GROUPS,
     Row,
     event_to_row,
     row_to_event,
 )
+from tokenomy.sql import MigrationSet, apply_migrations
 from tokenomy.types import Principal, UsageEvent
 
 KEY_PREFIX = "tk"
@@ -136,9 +140,7 @@ def dead_letter(row: Any, error: str, source: str, raw: bytes | None = None) -> 
     if line is None:
         encoding = "base64"
         line = base64.b64encode(raw or b"").decode()
-    return DeadLetter(
-        None, event_id, int(time.time() * 1000), source, storable_text(error)[:500], encoding, line
-    )
+    return DeadLetter(None, event_id, now_ms(), source, storable_text(error)[:500], encoding, line)
 
 
 def storable_text(text: str) -> str:
@@ -194,38 +196,21 @@ class Store:
         self.url = url
         self._lock = threading.RLock()
         self._multi_insert: dict[int, str] = {}  # rows per statement → SQL
+        # What ``migrate`` applies (also on a PostgreSQL reconnect): the ledger's tables,
+        # then those of the components sharing this database.
+        self.migration_sets: tuple[MigrationSet, ...] = (LEDGER_MIGRATIONS,)
 
     # -- dialect hooks -------------------------------------------------------------------
     def _insert_ignore(self, sql: str) -> str:
         raise NotImplementedError
 
-    migrations: ClassVar[list[tuple[str, list[str]]]]
-
-    def _lock_migrations(self, cur: Any) -> None:
-        """Dialect hook: keep replicas that start together from migrating twice."""
-
     def migrate(self) -> list[str]:
-        """Apply pending migrations in order, in one transaction; return the names applied."""
-        applied: list[str] = []
-        with self.transaction() as cur:
-            self._lock_migrations(cur)
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS _migrations "
-                "(name TEXT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
-            )
-            cur.execute("SELECT name FROM _migrations")
-            done = {r[0] for r in cur.fetchall()}
-            for name, statements in self.migrations:
-                if name in done:
-                    continue
-                for stmt in statements:
-                    cur.execute(stmt)
-                cur.execute(
-                    self._q("INSERT INTO _migrations VALUES (?, ?)"),
-                    (name, int(time.time() * 1000)),
-                )
-                applied.append(name)
-        return applied
+        """Apply the pending migrations of ``migration_sets`` in order; return those applied.
+
+        The ledger's own set comes first; ``open_store(..., components=...)`` adds the sets
+        of the components that share the database (budgets, admin keys).
+        """
+        return apply_migrations(self, self.migration_sets)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -237,8 +222,12 @@ class Store:
         with self._lock:
             self._conn.close()
 
-    def _q(self, sql: str) -> str:
-        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+    def sql(self, text: str) -> str:
+        """``text`` with its ``?`` placeholders in this dialect's style (``%s`` on PostgreSQL).
+
+        The one way other components' storage code writes parameterised SQL for a store.
+        """
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     # -- events --------------------------------------------------------------------------
     def insert_rows(self, rows: Sequence[Row]) -> None:
@@ -312,7 +301,7 @@ class Store:
     # -- dead letters (rows the database refused) ----------------------------------------
     def add_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Quarantine refused rows; a letter already stored (same event and line) is skipped."""
-        sql = self._q(
+        sql = self.sql(
             "INSERT INTO usage_dead_letters"
             " (event_id, quarantined_ms, source, error, encoding, line)"
             " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
@@ -387,7 +376,7 @@ class Store:
     def get_event(self, event_id: str) -> UsageEvent | None:
         with self.transaction() as cur:
             cur.execute(
-                self._q(f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE id = ?"),
+                self.sql(f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE id = ?"),
                 (event_id,),
             )
             row = cur.fetchone()
@@ -404,7 +393,7 @@ class Store:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self.transaction() as cur:
-            cur.execute(self._q(sql), params)
+            cur.execute(self.sql(sql), params)
             rows = cur.fetchall()
         meta_i = EVENT_COLUMNS.index("metadata")
         return [
@@ -462,7 +451,7 @@ class Store:
             positions = ", ".join(str(i + 1) for i in range(len(by)))
             sql += f" GROUP BY {positions} ORDER BY {positions}"
         with self.transaction() as cur:
-            cur.execute(self._q(sql), params)
+            cur.execute(self.sql(sql), params)
             rows = cur.fetchall()
         out: list[dict[str, Any]] = []
         for r in rows:
@@ -495,12 +484,12 @@ class Store:
             org,
             team,
             user,
-            int(time.time() * 1000),
+            now_ms(),
             None,
         )
         with self.transaction() as cur:
             cur.execute(
-                self._q(
+                self.sql(
                     "INSERT INTO api_keys (key_id, secret_hash, prefix, name, org, team, user_id,"
                     " created_ms, revoked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)"
                 ),
@@ -530,17 +519,17 @@ class Store:
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         with self.transaction() as cur:
-            cur.execute(self._q(sql + " ORDER BY created_ms, key_id"), params)
+            cur.execute(self.sql(sql + " ORDER BY created_ms, key_id"), params)
             return [ApiKey(*r) for r in cur.fetchall()]
 
     def revoke_key(self, key_id: str) -> bool:
         """Revoke a key; False when no active key has that id."""
         with self.transaction() as cur:
             cur.execute(
-                self._q(
+                self.sql(
                     "UPDATE api_keys SET revoked_ms = ? WHERE key_id = ? AND revoked_ms IS NULL"
                 ),
-                (int(time.time() * 1000), key_id),
+                (now_ms(), key_id),
             )
             return bool(cur.rowcount)
 
@@ -548,7 +537,7 @@ class Store:
         """(exists, principal); principal is None for a revoked key."""
         with self.transaction() as cur:
             cur.execute(
-                self._q(
+                self.sql(
                     "SELECT key_id, org, team, user_id, name, revoked_ms FROM api_keys "
                     "WHERE secret_hash = ?"
                 ),

@@ -16,7 +16,7 @@ from tokenomy.metering.stream import (
     StreamMeter,
     aiter_sse,
 )
-from tokenomy.metering.tokenizer import complete_usage, count_text, estimate_input
+from tokenomy.metering.tokenizer import complete_usage, count_text
 from tokenomy.metering.usage import anthropic_usage, openai_usage
 
 __all__ = [
@@ -29,6 +29,5 @@ __all__ = [
     "anthropic_usage",
     "complete_usage",
     "count_text",
-    "estimate_input",
     "openai_usage",
 ]

@@ -36,9 +36,10 @@ __all__ = [
     "count_text",
     "encoding",
     "estimate_chat_input",
-    "estimate_input",
+    "estimate_completions_input",
+    "estimate_embeddings_input",
     "estimate_messages_input",
-    "estimate_prompt",
+    "estimate_responses_input",
     "warm_up",
 ]
 
@@ -284,30 +285,28 @@ def _responses_input(value: Any) -> int:
     return n
 
 
-def estimate_prompt(body: dict[str, Any], endpoint: str = "") -> int:
-    """Estimate input tokens of a Completions, Embeddings or Responses request body.
+def estimate_completions_input(body: dict[str, Any]) -> int:
+    """Estimate input tokens of a (legacy) Completions request: its ``prompt``.
 
-    Args:
-        body: The parsed request body.
-        endpoint: ``"completions"``, ``"embeddings"`` or ``"responses"``. If empty it is
-            inferred: ``prompt`` → completions; ``instructions``/``tools`` or a list of
-            message items → responses; otherwise embeddings.
-
-    Returns:
-        Estimated input tokens. Token-id arrays count exactly; embeddings and
-        completions have no message overhead; Responses counts like chat.
+    Token-id arrays count exactly; there is no message overhead.
     """
-    if not endpoint:
-        if "prompt" in body:
-            endpoint = "completions"
-        elif "instructions" in body or "tools" in body or _has_items(body.get("input")):
-            endpoint = "responses"
-        else:
-            endpoint = "embeddings"
-    if endpoint == "completions":
-        return _prompt_value(body.get("prompt"))
-    if endpoint == "embeddings":
-        return _prompt_value(body.get("input"))
+    return _prompt_value(body.get("prompt"))
+
+
+def estimate_embeddings_input(body: dict[str, Any]) -> int:
+    """Estimate input tokens of an Embeddings request: its ``input``.
+
+    Token-id arrays count exactly; there is no message overhead.
+    """
+    return _prompt_value(body.get("input"))
+
+
+def estimate_responses_input(body: dict[str, Any]) -> int:
+    """Estimate input tokens of a Responses request (counted like chat).
+
+    Counts ``input`` (a string or message / tool-call items), ``instructions`` and
+    ``tools`` definitions, plus the reply-priming overhead.
+    """
     n = _responses_input(body.get("input"))
     instructions = body.get("instructions")
     if isinstance(instructions, str) and instructions:
@@ -318,10 +317,6 @@ def estimate_prompt(body: dict[str, Any], endpoint: str = "") -> int:
     if isinstance(tools, list):
         n += _tool_definitions(tools)
     return n + _REPLY_PRIMING
-
-
-def _has_items(value: Any) -> bool:
-    return isinstance(value, list) and any(isinstance(v, dict) for v in value)
 
 
 # ------------------------------------------------------------------------------ Anthropic
@@ -409,25 +404,6 @@ def estimate_messages_input(body: dict[str, Any]) -> int:
         forced = isinstance(choice, dict) and choice.get("type") in ("any", "tool")
         n += _ANTHROPIC_TOOLS_FORCED if forced else _ANTHROPIC_TOOLS_AUTO
     return n + _REPLY_PRIMING
-
-
-# ------------------------------------------------------------------------------ dispatch
-
-
-def estimate_input(endpoint: str, body: dict[str, Any]) -> int:
-    """Estimate input tokens for a request on any endpoint.
-
-    Args:
-        endpoint: The :class:`~tokenomy.types.UsageEvent` endpoint name:
-            ``"chat.completions"``, ``"completions"``, ``"embeddings"``,
-            ``"responses"`` or ``"messages"``.
-        body: The parsed request body.
-    """
-    if endpoint == "chat.completions":
-        return estimate_chat_input(body)
-    if endpoint == "messages":
-        return estimate_messages_input(body)
-    return estimate_prompt(body, endpoint)
 
 
 def complete_usage(

@@ -46,6 +46,7 @@ from tokenomy.pricing._ratecard import (
     Vector,
     unit_vector,
 )
+from tokenomy.wire import WIRES
 
 CATALOG_VERSION = f"genai-prices {genai_prices.__version__}"
 
@@ -111,8 +112,9 @@ def infer_catalog_provider(
                 f" {provider.name!r} is not in the {CATALOG_VERSION} catalog"
             )
         return found, ""
-    if provider.kind == "anthropic":
-        return data_snapshot.find_provider_by_id(snap.providers, "anthropic"), ""
+    vendor = WIRES[provider.kind].sole_vendor
+    if vendor:
+        return data_snapshot.find_provider_by_id(snap.providers, vendor), ""
     for candidate in snap.providers:
         if re.match(candidate.api_pattern, provider.base_url):
             return candidate, ""

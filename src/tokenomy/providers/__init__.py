@@ -1,5 +1,5 @@
-"""Provider adapters, one per wire format, and translation between the formats.
+"""Translation between wire formats: pure functions and stream translators on parsed JSON.
 
-Adapters build the upstream request and read usage from responses; they never touch
-budgets or the ledger (the gateway orchestrates).
+The bridges of :mod:`tokenomy.wire` choose and run them; nothing here touches budgets,
+the ledger or the network (the gateway orchestrates).
 """

@@ -26,7 +26,9 @@ clamped to 0-1; ``top_p`` (dropped when temperature is set); function ``tools``,
 ``tool_choice`` (auto/none/required/function/allowed_tools), ``parallel_tool_calls=false``
 → ``disable_parallel_tool_use``; ``user`` (or ``safety_identifier``) →
 ``metadata.user_id``; ``text.format`` json_schema → ``output_config.format``; ``stream``.
-Dropped: ``store``, ``metadata``, ``include``, ``truncation``, ``service_tier``,
+Hosted web search tools (``web_search``, ``web_search_preview``, which Codex CLI sends by
+default) are dropped unless ``tool_choice`` forces them (then refused); other hosted tools
+are refused. Dropped: ``store``, ``metadata``, ``include``, ``truncation``, ``service_tier``,
 ``prompt_cache_key``, ``prompt_cache_retention``, ``reasoning`` (as the chat translator
 drops ``reasoning_effort``), ``text.verbosity``, ``max_tool_calls``, ``stream_options``,
 tool ``strict``, image ``detail``.
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
 
 from tokenomy.errors import InvalidRequest
@@ -69,6 +72,11 @@ __all__ = [
 ]
 
 _UPSTREAM = "this model's upstream (Anthropic Messages)"
+# Hosted tools dropped when not forced (prefixes: dated variants such as
+# ``web_search_preview_2025_03_11`` exist). Other hosted tools are refused: without them
+# the client's agent would not work as built (file search, code interpreter, MCP, ...).
+_OPTIONAL_HOSTED = ("web_search",)
+log = logging.getLogger("tokenomy.providers")
 _EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
 
 # Anthropic ``stop_reason`` → Responses ``incomplete_details.reason``; every other reason
@@ -420,9 +428,16 @@ def _convert_tools(body: JSON, out: JSON) -> None:
     if not isinstance(tools, list):
         raise InvalidRequest("'tools' must be an array", param="tools")
     converted: list[JSON] = []
+    dropped: list[str] = []
     for i, tool in enumerate(tools):
         tool = obj(tool)
         kind = tool.get("type")
+        if isinstance(kind, str) and kind.startswith(_OPTIONAL_HOSTED):
+            # Codex CLI sends a hosted web search by default. Claude cannot run OpenAI's
+            # hosted tools; unless tool_choice forces one (refused in _tool_choice), the
+            # model answers without it, as it would if the search found nothing.
+            dropped.append(kind)
+            continue
         if kind != "function":
             raise InvalidRequest(
                 f"'tools[{i}]': tool type {kind!r} is not supported by {_UPSTREAM} "
@@ -442,6 +457,16 @@ def _convert_tools(body: JSON, out: JSON) -> None:
         converted.append(entry)
 
     choice, allowed = _tool_choice(body.get("tool_choice"))
+    if dropped:
+        log.debug("dropped optional hosted tools %s (not supported by %s)", dropped, _UPSTREAM)
+        if not converted:
+            if choice is not None and choice["type"] in ("any", "tool"):
+                raise InvalidRequest(
+                    f"'tool_choice' requires a tool, but the only tools are hosted ones "
+                    f"({', '.join(dropped)}), which {_UPSTREAM} cannot run",
+                    param="tool_choice",
+                )
+            return
     if allowed is not None:
         # Anthropic has no allow-list: narrowing ``tools`` has the same effect.
         converted = [t for t in converted if t["name"] in allowed]
