@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.types import UsageEvent
+from tokenomy.events import UsageEvent
 
 __all__ = ["T0_MS", "usage_event"]
 

@@ -12,9 +12,9 @@ from tests.admin.conftest import Admin, Server
 from tests.builders import usage_event
 from tokenomy.admin import models as m
 from tokenomy.admin.keys import revoke_admin_key
+from tokenomy.events import Usage
 from tokenomy.ledger.reports import USAGE_COLUMNS
 from tokenomy.ledger.store import hash_secret
-from tokenomy.types import Usage
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,8 +15,8 @@ from tests.builders import usage_event
 from tokenomy.admin.keys import authenticate, create_admin_key, list_admin_keys
 from tokenomy.admin.schema import ADMIN_MIGRATIONS
 from tokenomy.errors import AuthenticationError
+from tokenomy.events import Usage
 from tokenomy.ledger.store import ApiKey, Store
-from tokenomy.types import Usage
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,8 +8,8 @@ import pytest
 
 from tests.admin.conftest import Admin, Server
 from tests.builders import usage_event
+from tokenomy.events import Usage
 from tokenomy.ledger.store import ApiKey
-from tokenomy.types import Usage
 
 pytestmark = pytest.mark.timeout(60)
 

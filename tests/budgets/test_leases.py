@@ -14,9 +14,9 @@ from tokenomy.budgets.engine import BudgetEngine, Demand
 from tokenomy.budgets.model import BUDGET, RATE_LIMIT
 from tokenomy.database import open_database
 from tokenomy.errors import AuthUnavailable, BudgetExceeded, BudgetUnavailable
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.gateway.auth import KeyCache
 from tokenomy.ledger.store import Store
-from tokenomy.types import Usage, UsageEvent
 
 TTL_MS = 300
 

@@ -19,9 +19,9 @@ import genai_prices
 import pytest
 
 from tokenomy.config import load_config
+from tokenomy.events import Usage
 from tokenomy.money import usd_to_nanos
 from tokenomy.pricing import PriceBook
-from tokenomy.types import Usage
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "tokenomy.toml"

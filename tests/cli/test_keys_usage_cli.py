@@ -31,8 +31,8 @@ from typer.testing import CliRunner, Result
 
 from tests.builders import usage_event
 from tokenomy.cli import app
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.ledger import open_store
-from tokenomy.types import Usage, UsageEvent
 
 RUNNER = CliRunner()
 TOKENOMY = Path(sys.executable).with_name("tokenomy")  # the console script of this venv

@@ -24,9 +24,9 @@ import orjson
 import pytest
 
 from tests.fakes import FakeOpenAI, FakeUsage, unused_port
+from tokenomy.events import UsageEvent
 from tokenomy.ledger import open_store
 from tokenomy.ledger.schema import EVENT_COLUMNS
-from tokenomy.types import UsageEvent
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "tokenomy.toml"

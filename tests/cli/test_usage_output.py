@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from tests.builders import usage_event
 from tokenomy.cli import app
+from tokenomy.events import Usage
 from tokenomy.ledger import open_store
-from tokenomy.types import Usage
 
 RUNNER = CliRunner()
 

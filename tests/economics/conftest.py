@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from tests.builders import usage_event
 from tokenomy.cli.economics import register
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.ledger import open_store
-from tokenomy.types import Usage, UsageEvent
 
 # A fixed "today" so that every test ledger and forecast is reproducible.
 TODAY = date(2026, 11, 1)

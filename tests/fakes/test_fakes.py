@@ -17,6 +17,7 @@ import httpx2
 import openai
 import pytest
 
+from tokenomy.events import Usage
 from tokenomy.metering import (
     AnthropicStreamMeter,
     OpenAIStreamMeter,
@@ -24,7 +25,6 @@ from tokenomy.metering import (
     anthropic_usage,
     openai_usage,
 )
-from tokenomy.types import Usage
 
 from . import FakeAnthropic, FakeOpenAI, FakeUsage, Scenario, refused_url, unused_port
 from .openai_server import embedding_vector

@@ -12,11 +12,11 @@ from aiohttp import web
 from tests.fakes import FakeAnthropic, FakeOpenAI
 from tests.ports import unused_port
 from tokenomy.config import Settings, parse_config
+from tokenomy.events import UsageEvent
 from tokenomy.gateway.app import GATEWAY_KEY, STORE_KEY, build_app
 from tokenomy.gateway.connections import GatewayRunner
 from tokenomy.gateway.proxy import Gateway
 from tokenomy.ledger.store import Store
-from tokenomy.types import UsageEvent
 
 
 def config_for(openai_url: str, anthropic_url: str, **gateway: Any) -> dict[str, Any]:

@@ -18,9 +18,9 @@ import pytest
 
 from tests.fakes import FakeUsage
 from tests.gateway.harness import Harness
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.money import usd_to_nanos
 from tokenomy.pricing.catalog import ms_to_datetime
-from tokenomy.types import Usage, UsageEvent
 
 SYSTEM = "You are terse."
 MESSAGES: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]

@@ -16,8 +16,8 @@ import pytest
 from tests.gateway.harness import Harness
 from tokenomy.budgets import storage
 from tokenomy.budgets.model import BUDGET, RATE_LIMIT
+from tokenomy.events import Usage
 from tokenomy.metering.tokenizer import estimate_messages_input
-from tokenomy.types import Usage
 
 MESSAGES: Any = [{"role": "user", "content": "What is the capital of France?"}]
 SYSTEM = "You are terse."

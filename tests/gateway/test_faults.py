@@ -21,10 +21,10 @@ import pytest
 
 from tests.fakes import FakeUsage, refused_url
 from tests.gateway.harness import Harness, config_for, running_gateway
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.ledger.reports import usage_report
 from tokenomy.metering.stream import SSEParser
 from tokenomy.metering.tokenizer import count_text
-from tokenomy.types import Usage, UsageEvent
 from tokenomy.wire import ENDPOINTS
 
 MESSAGES: list[Any] = [

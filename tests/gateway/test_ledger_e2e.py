@@ -20,10 +20,10 @@ import pytest
 
 from tests.fakes import FakeUsage
 from tests.gateway.harness import Harness, running_gateway
+from tokenomy.events import Usage
 from tokenomy.ledger.reports import usage_report
 from tokenomy.money import nanos_to_usd, usd_to_nanos
 from tokenomy.pricing.catalog import ms_to_datetime
-from tokenomy.types import Usage
 
 REQUEST_ID = "x-tokenomy-request-id"
 CATALOG = {

@@ -17,9 +17,9 @@ import pytest
 
 from tests.fakes import FakeUsage
 from tests.gateway.harness import Harness
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.money import usd_to_nanos
 from tokenomy.pricing.catalog import ms_to_datetime
-from tokenomy.types import Usage, UsageEvent
 
 MESSAGES: list[Any] = [
     {"role": "system", "content": "You are terse."},

@@ -16,7 +16,7 @@ import pytest
 from tests.fakes import FakeUsage
 from tests.gateway.harness import Harness
 from tests.gateway.test_secrets import assert_clean
-from tokenomy.types import Usage
+from tokenomy.events import Usage
 
 MODEL = "gpt-via-anthropic"
 CLAUDE = "claude-sonnet-4-20250514"

@@ -20,9 +20,9 @@ import pytest
 
 from tests.fakes import FakeAnthropic, FakeOpenAI, FakeUsage
 from tests.gateway.harness import Harness, config_for, running_gateway
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.money import usd_to_nanos
 from tokenomy.pricing.catalog import ms_to_datetime
-from tokenomy.types import Usage, UsageEvent
 from tokenomy.wire import DEFAULT_OUTPUT_CAP
 
 SYSTEM = "You are terse."

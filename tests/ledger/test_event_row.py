@@ -11,9 +11,9 @@ import math
 import orjson
 
 from tests.builders import usage_event
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.ledger import open_store
 from tokenomy.ledger.schema import DROPPED_METADATA, EVENT_COLUMNS, event_to_row, storable_text
-from tokenomy.types import Usage, UsageEvent
 
 
 def _hostile() -> UsageEvent:

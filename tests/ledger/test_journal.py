@@ -7,10 +7,10 @@ import textwrap
 from pathlib import Path
 
 from tests.builders import usage_event
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.ledger import open_store
 from tokenomy.ledger.journal import Journal
 from tokenomy.ledger.writer import LedgerWriter
-from tokenomy.types import Usage, UsageEvent
 
 
 def _event(i: int) -> UsageEvent:
@@ -79,7 +79,7 @@ def test_sigkill_after_submit_loses_nothing(tmp_path: Path, sqlite_url: str) -> 
         import os, signal
         from tokenomy.ledger import open_store
         from tokenomy.ledger.writer import LedgerWriter
-        from tokenomy.types import UsageEvent, Usage
+        from tokenomy.events import UsageEvent, Usage
         store = open_store({sqlite_url!r})
         w = LedgerWriter(store, {str(tmp_path / "j")!r}, flush_interval_s=60, batch_size=10**6)
         w.start()

@@ -18,11 +18,11 @@ import pytest
 from tests.builders import usage_event
 from tests.ledger.diskfull import DiskFull
 from tokenomy.errors import LedgerUnavailable
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.ledger import open_store
 from tokenomy.ledger.journal import Journal, JournalUnavailable, read
 from tokenomy.ledger.schema import event_to_row
 from tokenomy.ledger.writer import LedgerWriter
-from tokenomy.types import Usage, UsageEvent
 
 
 def _event(i: int) -> UsageEvent:

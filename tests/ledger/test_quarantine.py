@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 from tests.builders import usage_event
 from tokenomy.cli import app
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.ledger import open_store
 from tokenomy.ledger import writer as writer_module
 from tokenomy.ledger.schema import EVENT_COLUMNS, event_to_row
 from tokenomy.ledger.store import Store, dead_letter
 from tokenomy.ledger.writer import DEAD_LETTER_FILE, INTERRUPTED, LedgerWriter
-from tokenomy.types import Usage, UsageEvent
 
 OVERFLOW = 2**63  # no BIGINT holds it (JSON does): SQLite and PostgreSQL both refuse it
 

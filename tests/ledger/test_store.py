@@ -7,10 +7,10 @@ import pytest
 
 from tests.builders import usage_event
 from tokenomy.errors import LedgerError
+from tokenomy.events import Usage
 from tokenomy.ledger import open_store
 from tokenomy.ledger.reports import parse_fields, parse_time, usage_report
 from tokenomy.money import nanos_to_usd
-from tokenomy.types import Usage
 
 
 def _ms(text: str) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tokenomy.events import Usage
 from tokenomy.metering.stream import (
     AnthropicStreamMeter,
     OpenAIStreamMeter,
@@ -15,7 +16,6 @@ from tokenomy.metering.stream import (
     SSEParser,
     aiter_sse,
 )
-from tokenomy.types import Usage
 
 
 def _sse(events: list[tuple[str, Any]], nl: str = "\n") -> bytes:

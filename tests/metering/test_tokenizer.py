@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tokenomy.events import Usage
 from tokenomy.metering import tokenizer
 from tokenomy.metering.tokenizer import (
     complete_usage,
@@ -24,7 +25,6 @@ from tokenomy.metering.tokenizer import (
     estimate_messages_input,
     estimate_responses_input,
 )
-from tokenomy.types import Usage
 from tokenomy.wire import ENDPOINTS
 
 

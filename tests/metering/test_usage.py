@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from tokenomy.events import Usage
 from tokenomy.metering.usage import anthropic_usage, openai_usage
-from tokenomy.types import Usage
 
 
 def _consistent(u: Usage) -> None:

@@ -13,10 +13,10 @@ import pytest
 from genai_prices import data_snapshot, types
 
 from tokenomy.config import Deployment, Provider, parse_config
+from tokenomy.events import Usage
 from tokenomy.money import usd_to_nanos
 from tokenomy.pricing import PriceBook, Priced
 from tokenomy.pricing.catalog import CATALOG_VERSION, ms_to_datetime
-from tokenomy.types import Usage
 
 VERSION = genai_prices.__version__
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tokenomy.config import Deployment, PriceSection, Provider, parse_config
+from tokenomy.events import Usage
 from tokenomy.money import usd_to_nanos
 from tokenomy.pricing import PriceBook, Priced
-from tokenomy.types import Usage
 
 TS = int(datetime(2026, 11, 28, 12, tzinfo=UTC).timestamp() * 1000)
 

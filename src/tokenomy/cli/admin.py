@@ -7,16 +7,8 @@ from typing import Annotated
 import typer
 
 from tokenomy.admin.keys import create_admin_key, list_admin_keys, revoke_admin_key
-from tokenomy.cli._common import (
-    DbOption,
-    FormatOption,
-    OutputFormat,
-    console,
-    fail,
-    ledger,
-    render,
-    to_json,
-)
+from tokenomy.cli.db import DbOption, ledger
+from tokenomy.cli.output import FormatOption, OutputFormat, console, fail, render, to_json
 from tokenomy.errors import LedgerError
 
 app = typer.Typer(

@@ -19,7 +19,8 @@ from tokenomy.budgets.model import (
 )
 from tokenomy.budgets.periods import PERIODS
 from tokenomy.budgets.report import budget_rows
-from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, console, fail, ledger, render
+from tokenomy.cli.db import DbOption, ledger
+from tokenomy.cli.output import FormatOption, OutputFormat, console, fail, render
 from tokenomy.errors import LedgerError
 
 app = typer.Typer(

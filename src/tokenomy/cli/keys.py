@@ -6,16 +6,8 @@ from typing import Annotated
 
 import typer
 
-from tokenomy.cli._common import (
-    DbOption,
-    FormatOption,
-    OutputFormat,
-    console,
-    fail,
-    ledger,
-    render,
-    to_json,
-)
+from tokenomy.cli.db import DbOption, ledger
+from tokenomy.cli.output import FormatOption, OutputFormat, console, fail, render, to_json
 from tokenomy.errors import LedgerError
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)

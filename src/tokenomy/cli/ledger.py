@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, console, fail, ledger, render
+from tokenomy.cli.db import DbOption, ledger
+from tokenomy.cli.output import FormatOption, OutputFormat, console, fail, render
 from tokenomy.errors import LedgerError
 
 app = typer.Typer(

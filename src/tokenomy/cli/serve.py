@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tokenomy.cli._common import DbOption, fail
+from tokenomy.cli.db import DbOption
+from tokenomy.cli.output import fail
 from tokenomy.config import load_config
 from tokenomy.errors import ConfigError, LedgerError
 from tokenomy.redact import RedactingFilter, mask_url, register_db_url, scrub

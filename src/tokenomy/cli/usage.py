@@ -6,9 +6,16 @@ from typing import Annotated
 
 import typer
 
-from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, fail, ledger, render
+from tokenomy.cli.db import DbOption, ledger
+from tokenomy.cli.output import FormatOption, OutputFormat, fail, render
 from tokenomy.errors import LedgerError
-from tokenomy.ledger.reports import USAGE_COLUMNS, parse_fields, parse_time, usage_report
+from tokenomy.ledger.reports import (
+    USAGE_COLUMNS,
+    parse_fields,
+    parse_time,
+    parse_where,
+    usage_report,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,12 +51,7 @@ def usage(
         fields = parse_fields(by)
         since_ms = parse_time(since) if since else None
         until_ms = parse_time(until, end_of_day=True) if until else None
-        filters: dict[str, str] = {}
-        for item in where or []:
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"--where takes FIELD=VALUE, got {item!r}")
-            filters[name.strip()] = value.strip()
+        filters = parse_where(where or [])
         with ledger(db) as store:
             rows = usage_report(
                 store, since_ms=since_ms, until_ms=until_ms, by=fields, filters=filters

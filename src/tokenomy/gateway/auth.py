@@ -20,8 +20,8 @@ import time
 from typing import Any
 
 from tokenomy.errors import AuthenticationError, AuthUnavailable
+from tokenomy.events import Principal
 from tokenomy.ledger.store import Store, hash_secret
-from tokenomy.types import Principal
 
 log = logging.getLogger("tokenomy.auth")
 

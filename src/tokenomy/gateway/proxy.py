@@ -32,6 +32,7 @@ from tokenomy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from tokenomy.events import Step, Usage, UsageEvent
 from tokenomy.gateway.auth import KeyCache
 from tokenomy.gateway.bodies import read_body
 from tokenomy.gateway.requests import FORWARDED_HEADERS, check_body_depth, header_text
@@ -46,7 +47,6 @@ from tokenomy.metering.stream import SSEParser
 from tokenomy.metering.tokenizer import complete_usage
 from tokenomy.money import nanos_str
 from tokenomy.pricing import PriceBook
-from tokenomy.types import Step, Usage, UsageEvent
 from tokenomy.wire import WIRES, Bridge, Endpoint, Relay, served_paths
 from tokenomy.wire import bridge as bridge_for
 from tokenomy.wire.base import DEFAULT_OUTPUT_CAP, MAX_TEXT_CHARS

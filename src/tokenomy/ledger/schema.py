@@ -12,8 +12,8 @@ from array import array
 from operator import itemgetter
 from typing import Any
 
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.sql import Migration, MigrationSet
-from tokenomy.types import Usage, UsageEvent
 
 # Column order of ``usage_events``; ``event_to_row`` and ``row_to_event`` follow it.
 EVENT_COLUMNS: tuple[str, ...] = (

@@ -23,6 +23,7 @@ import orjson
 
 from tokenomy.clock import now_ms
 from tokenomy.errors import LedgerError
+from tokenomy.events import Principal, UsageEvent
 from tokenomy.ledger.schema import (
     DROPPED_METADATA,
     EVENT_COLUMNS,
@@ -34,7 +35,6 @@ from tokenomy.ledger.schema import (
     row_to_event,
 )
 from tokenomy.sql import MigrationSet, apply_migrations
-from tokenomy.types import Principal, UsageEvent
 
 KEY_PREFIX = "tk"
 

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from tokenomy.errors import LedgerUnavailable
+from tokenomy.events import UsageEvent
 from tokenomy.ledger import journal as _journal
 from tokenomy.ledger.journal import Journal, JournalUnavailable
 from tokenomy.ledger.schema import EVENT_COLUMNS, Row, event_to_row
@@ -43,7 +44,6 @@ from tokenomy.ledger.store import (
     describe_error,
     metadata_json,
 )
-from tokenomy.types import UsageEvent
 
 log = logging.getLogger("tokenomy.ledger")
 

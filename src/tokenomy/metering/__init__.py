@@ -1,4 +1,4 @@
-"""Metering: what each request really used, in tokenomy's :class:`~tokenomy.types.Usage`.
+"""Metering: what each request really used, in tokenomy's :class:`~tokenomy.events.Usage`.
 
 * :mod:`~tokenomy.metering.usage` — provider usage objects → ``Usage``.
 * :mod:`~tokenomy.metering.stream` — SSE parsing and per-stream usage accumulators.

@@ -12,7 +12,7 @@ Each meter:
 * ``feed_bytes(chunk)`` — raw upstream bytes (runs the SSE parser and ``feed_sse``);
 * ``feed_sse(event, data)`` — one SSE event (``orjson.loads`` once);
 * ``feed(obj)`` — one already parsed event/chunk dict;
-* ``usage()`` — normalised :class:`~tokenomy.types.Usage` or ``None`` if never reported;
+* ``usage()`` — normalised :class:`~tokenomy.events.Usage` or ``None`` if never reported;
 * ``usage_complete`` — the *final* usage arrived (an Anthropic stream cut after
   ``message_start`` has input but only partial output counts);
 * ``output_text()`` — everything generated (text, reasoning, tool names and arguments).
@@ -28,8 +28,8 @@ from typing import Any
 
 import orjson
 
+from tokenomy.events import Usage
 from tokenomy.metering.usage import anthropic_usage, openai_usage
-from tokenomy.types import Usage
 
 __all__ = [
     "AnthropicStreamMeter",

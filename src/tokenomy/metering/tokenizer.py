@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tokenomy.types import Usage
+from tokenomy.events import Usage
 
 if TYPE_CHECKING:
     import tiktoken

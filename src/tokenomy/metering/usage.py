@@ -1,4 +1,4 @@
-"""Normalise provider usage objects into tokenomy's :class:`~tokenomy.types.Usage`.
+"""Normalise provider usage objects into tokenomy's :class:`~tokenomy.events.Usage`.
 
 Two wire conventions meet here and must not be confused:
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.types import Usage
+from tokenomy.events import Usage
 
 __all__ = ["anthropic_usage", "openai_usage"]
 

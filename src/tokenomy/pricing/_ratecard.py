@@ -2,7 +2,7 @@
 
 A price (a catalog model price in one validity window, a custom price, a factory cost) is a
 set of *buckets*. Each bucket prices a disjoint slice of a request's usage (its *leaf*), written
-as a linear combination of the eight :class:`~tokenomy.types.Usage` counters: uncached input is
+as a linear combination of the eight :class:`~tokenomy.events.Usage` counters: uncached input is
 ``input - cached - cache_write``, 5-minute cache writes are ``cache_write - cache_write_1h``,
 and so on. Compiling turns every Decimal rate into an integer number of ``1/scale`` nano-USD
 per token, so that pricing a request is a handful of integer multiply-adds followed by one
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
+from tokenomy.events import Usage
 from tokenomy.money import MTOK, NANOS_PER_USD
-from tokenomy.types import Usage
 
 # Positions of the Usage counters in a leaf vector.
 INPUT, CACHED, CACHE_WRITE, CACHE_WRITE_1H, OUTPUT, REASONING, AUDIO_IN, AUDIO_OUT = range(8)

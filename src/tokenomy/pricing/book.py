@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tokenomy.config import Deployment, PriceSection, Settings
+from tokenomy.events import Usage
 from tokenomy.money import nanos_to_usd
 from tokenomy.pricing import catalog
 from tokenomy.pricing._ratecard import (
@@ -43,7 +44,6 @@ from tokenomy.pricing._ratecard import (
     RateCard,
     unit_vector,
 )
-from tokenomy.types import Usage
 
 logger = logging.getLogger("tokenomy.pricing")
 
@@ -189,7 +189,7 @@ class PriceBook:
 
         Args:
             deployment: Where the request went.
-            usage: Its usage in tokenomy's convention (see :mod:`tokenomy.types`).
+            usage: Its usage in tokenomy's convention (see :mod:`tokenomy.events`).
             ts_ms: Request start, Unix epoch milliseconds; selects dated catalog prices.
             price_context: genai-prices price-variant context, e.g. ``{"service_tier": "flex"}``
                 or ``{"processing": "batch"}``; catalog prices only.

@@ -11,10 +11,10 @@ from typing import Any
 
 from tokenomy.config import Model, Provider
 from tokenomy.errors import InvalidRequest, RequestError
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.metering import tokenizer
 from tokenomy.metering.stream import AnthropicStreamMeter, StreamMeter
 from tokenomy.metering.usage import anthropic_usage
-from tokenomy.types import Usage, UsageEvent
 from tokenomy.wire.base import (
     Bridge,
     Endpoint,

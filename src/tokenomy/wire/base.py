@@ -23,9 +23,9 @@ import orjson
 
 from tokenomy.config import Model, Provider
 from tokenomy.errors import InvalidRequest
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.metering.stream import StreamMeter
 from tokenomy.redact import scrub_json
-from tokenomy.types import Usage, UsageEvent
 
 # The one default output cap: what the gateway sends upstream when a client sets none and
 # one is needed (Anthropic requires ``max_tokens``; a hard budget needs a real worst case),

@@ -13,11 +13,11 @@ import orjson
 
 from tokenomy.config import Model, Provider
 from tokenomy.errors import InvalidRequest, RequestError
+from tokenomy.events import Usage, UsageEvent
 from tokenomy.metering import tokenizer
 from tokenomy.metering.stream import OpenAIStreamMeter, ResponsesStreamMeter, StreamMeter
 from tokenomy.metering.usage import openai_usage
 from tokenomy.redact import scrub_json
-from tokenomy.types import Usage, UsageEvent
 from tokenomy.wire.base import (
     Bridge,
     Endpoint,

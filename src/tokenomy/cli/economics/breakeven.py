@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, ledger
+from tokenomy.cli.db import DbOption, ledger
 from tokenomy.cli.economics.factory_options import FactoryFlags, with_factory_options
 from tokenomy.cli.economics.output import emit, fail_on, metric
+from tokenomy.cli.output import FormatOption, OutputFormat
 from tokenomy.economics import (
     ApiPrice,
     MonthlyDemand,

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from tokenomy.cli._common import FormatOption, OutputFormat, render
 from tokenomy.cli.economics.factory_options import FactoryFlags, with_factory_options
 from tokenomy.cli.economics.output import emit, metric
+from tokenomy.cli.output import FormatOption, OutputFormat, render
 from tokenomy.economics import factory_cost, load_catalog
 from tokenomy.economics.decimals import out
 

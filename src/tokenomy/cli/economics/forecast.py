@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from tokenomy.budgets.report import budget_rows
-from tokenomy.cli._common import DbOption, FormatOption, OutputFormat, ledger, render, to_json
+from tokenomy.cli.db import DbOption, ledger
 from tokenomy.cli.economics.output import fail_on, print_assumptions, print_notes, short
+from tokenomy.cli.output import FormatOption, OutputFormat, render, to_json
 from tokenomy.economics import budget_from_record, forecast, forecast_series, project_budget
 from tokenomy.economics.forecast import daily_series
 from tokenomy.errors import LedgerError

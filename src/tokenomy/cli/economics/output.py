@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tokenomy.cli._common import OutputFormat, console, fail, render, to_json
+from tokenomy.cli.output import OutputFormat, console, fail, render, to_json
 from tokenomy.economics.decimals import human
 
 

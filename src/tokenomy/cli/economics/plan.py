@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from tokenomy.cli._common import FormatOption, OutputFormat, fail
 from tokenomy.cli.economics.factory_options import FactoryFlags, with_factory_options
 from tokenomy.cli.economics.output import emit, fail_on, metric
+from tokenomy.cli.output import FormatOption, OutputFormat, fail
 from tokenomy.economics import SCENARIOS, plan_flops, plan_scenario, plan_throughput
 from tokenomy.economics.decimals import human, parse_decimal
 from tokenomy.economics.plan import peak_flops_of, tokens_per_task

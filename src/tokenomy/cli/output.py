@@ -1,4 +1,4 @@
-"""Options and output helpers shared by every command group."""
+"""What commands print: the ``--format`` option, tables, JSON, CSV and one-line errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import csv
 import enum
 import io
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -17,9 +16,6 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenomy import exact_json
-from tokenomy.config import resolve_db_url
-from tokenomy.database import open_database
-from tokenomy.ledger.store import Store
 
 
 class OutputFormat(enum.StrEnum):
@@ -28,40 +24,12 @@ class OutputFormat(enum.StrEnum):
     csv = "csv"
 
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="TOKENOMY_DB",
-        show_envvar=True,
-        help="Ledger database URL: sqlite:///PATH or postgresql://...  "
-        "[default: sqlite:///tokenomy.db]",
-    ),
-]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 # A terminal folds wide tables; a pipe or file gets whole lines (nothing cut or wrapped).
 console = Console(width=None if sys.stdout.isatty() else 400)
 # Errors are printed verbatim on one line: scripts grep them, and paths may be long.
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-def db_url(value: str | None, config_value: str | None = None) -> str:
-    return resolve_db_url(value, config_value)
-
-
-@contextmanager
-def ledger(db: str | None) -> Iterator[Store]:
-    """The database named by ``--db``/``TOKENOMY_DB``, closed on every path.
-
-    The one way a command opens it: every component's tables are migrated first (ledger,
-    budgets, admin keys), as the gateway does at start-up.
-    """
-    store = open_database(resolve_db_url(db))
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def to_json(data: Any) -> str:
