@@ -363,7 +363,7 @@ def write_results(
         "genai-prices pricing, ledger with crash journal — everything on; `+budgets`: hard USD "
         "budgets on org, team, user, key and agent",
         "- upstream: the tests' FakeOpenAI in fast mode (`python -m tests.fakes.serve --fast`: "
-        "a pre-serialised chat completion, aiohttp + uvloop, keep-alive); "
+        "a raw asyncio front with the fake's pre-serialised chat completion, uvloop, keep-alive); "
         "floor: bench/bare_proxy.py, aiohttp server + client doing nothing but forwarding",
         f"- load: wrk -t1, {duration} s per run, {rounds} rounds per cell in a rotating order "
         "with a 1 s pause before each run, median round reported; wrk, upstream and gateway "
