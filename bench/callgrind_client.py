@@ -12,7 +12,9 @@ import sys
 
 def main() -> None:
     port, key, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    body = json.dumps({"model": "bench-model", "messages": [{"role": "user", "content": "Hi."}]})
+    body = json.dumps(
+        {"model": "bench-model", "messages": [{"role": "user", "content": "Say hello."}]}
+    )
     headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     for _ in range(n):
