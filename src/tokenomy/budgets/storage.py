@@ -27,9 +27,19 @@ from typing import Any
 import orjson
 
 from tokenomy import clock
-from tokenomy.budgets.model import BUDGET, Budget, budget_id
-from tokenomy.budgets.periods import iso_utc, period_bounds
+from tokenomy.budgets.model import (
+    BUDGET,
+    MAX_COUNT,
+    MAX_USD,
+    RATE_LIMIT,
+    UNITS,
+    Budget,
+    budget_id,
+    parse_scope,
+)
+from tokenomy.budgets.periods import PERIODS, iso_utc, period_bounds
 from tokenomy.ledger.store import Store
+from tokenomy.money import NANOS_PER_USD
 
 
 def _env_ms(name: str, default_s: float) -> int:
@@ -93,6 +103,19 @@ def get_budget(store: Store, kind: str, scope: str, unit: str) -> Budget | None:
     return _row_to_budget(r) if r else None
 
 
+def _check_definition(kind: str, scope: str, unit: str, limit: int, period: str) -> None:
+    if kind not in (BUDGET, RATE_LIMIT):
+        raise ValueError(f"kind must be {BUDGET} or {RATE_LIMIT}; got {kind!r}")
+    parse_scope(scope)
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}; got {period!r}")
+    most = int(MAX_USD) * NANOS_PER_USD if unit == "usd" else MAX_COUNT
+    if type(limit) is not int or not 0 <= limit <= most:
+        raise ValueError(f"limit must be an integer from 0 to {most} ({unit}); got {limit!r}")
+
+
 def set_budget(
     store: Store,
     *,
@@ -105,7 +128,14 @@ def set_budget(
     alerts: Iterable[Decimal] = (),
     actor: str = "cli",
 ) -> Budget:
-    """Create or replace the budget of (kind, scope, unit); recorded in the audit trail."""
+    """Create or replace the budget of (kind, scope, unit); recorded in the audit trail.
+
+    Raises:
+        ValueError: a kind, scope, unit, period or limit the gateway could not enforce
+            (checked here too, not only by the CLI and the API: a budget that the engine
+            cannot read would fail every request of its scope).
+    """
+    _check_definition(kind, scope, unit, limit, period)
     bid = budget_id(kind, scope, unit)
     alerts_text = ",".join(str(a) for a in alerts)
     now = clock.now_ms()
