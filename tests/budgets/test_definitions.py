@@ -49,3 +49,35 @@ def test_an_unenforceable_definition_is_refused_and_nothing_stored(
         assert [b.scope for b in storage.list_budgets(store)] == ["team:research"]
     finally:
         store.close()
+
+
+def test_a_transfer_cannot_lift_a_budget_past_the_largest_limit(tmp_path: Path) -> None:
+    """Checked by the library (inside the transfer's transaction), so the CLI refuses it too."""
+    from typer.testing import CliRunner
+
+    from tokenomy.budgets.model import MAX_USD
+    from tokenomy.cli import app
+
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = open_database(db)
+    most = int(MAX_USD) * 10**9
+    try:
+        storage.set_budget(store, **{**VALID, "scope": "team:a", "limit": most})
+        storage.set_budget(store, **{**VALID, "scope": "team:b", "limit": most})
+        with pytest.raises(storage.TransferTooLarge, match="largest limit"):
+            storage.transfer(store, "team:a", "team:b", 1, "usd")
+    finally:
+        store.close()
+    result = CliRunner().invoke(
+        app, ["budgets", "transfer", "--from", "team:a", "--to", "team:b", "1", "--db", db]
+    )
+    assert result.exit_code == 1
+    assert "largest limit" in result.output
+    store = open_database(db)
+    try:  # nothing moved
+        assert {b.scope: b.limit for b in storage.list_budgets(store)} == {
+            "team:a": most,
+            "team:b": most,
+        }
+    finally:
+        store.close()

@@ -33,8 +33,6 @@ from tokenomy.admin.openapi import PREFIX, document
 from tokenomy.budgets import storage
 from tokenomy.budgets.model import (
     BUDGET,
-    MAX_COUNT,
-    MAX_USD,
     RATE_LIMIT,
     Budget,
     from_amount,
@@ -383,17 +381,12 @@ class AdminApi:
             if b is None:
                 raise NotFound(f"{end}: no {body.unit} budget on {scope}; create it first")
             ends[end] = b
-        cap = to_amount(body.unit, MAX_USD if body.unit == "usd" else MAX_COUNT)
-        if ends["to"].limit + amount > cap:
-            raise Conflict(
-                f"amount: {body.to} would pass the largest limit, "
-                f"{from_amount(body.unit, cap)} {body.unit}",
-                param="amount",
-            )
         try:
             return storage.transfer(
                 self.store, body.from_scope, body.to, amount, body.unit, self.tz, who.actor
             )
+        except storage.TransferTooLarge as exc:
+            raise Conflict(f"amount: {exc}", param="amount") from exc
         except ValueError as exc:  # refused by the budgets' state (e.g. the headroom)
             raise Conflict(str(exc)) from exc
 

@@ -35,6 +35,7 @@ from tokenomy.budgets.model import (
     UNITS,
     Budget,
     budget_id,
+    from_amount,
     parse_scope,
 )
 from tokenomy.budgets.periods import PERIODS, iso_utc, period_bounds
@@ -196,6 +197,10 @@ def delete_budgets(
     return len(ids)
 
 
+class TransferTooLarge(ValueError):
+    """A transfer that would lift the receiving budget past the largest limit."""
+
+
 def transfer(
     store: Store,
     from_scope: str,
@@ -232,6 +237,11 @@ def transfer(
             raise ValueError(
                 f"{from_scope} has only {src.limit - used} {unit} of headroom "
                 f"(limit {src.limit}, spent and reserved {used})"
+            )
+        most = int(MAX_USD) * NANOS_PER_USD if unit == "usd" else MAX_COUNT
+        if rows[dst_id].limit + amount > most:
+            raise TransferTooLarge(
+                f"{to_scope} would pass the largest limit, {from_amount(unit, most)} {unit}"
             )
         cur.execute(
             store.sql(
