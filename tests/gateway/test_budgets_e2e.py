@@ -27,6 +27,7 @@ from aiohttp import web
 from tests.fakes import FakeOpenAI
 from tests.gateway.harness import config_for, running_gateway
 from tests.ports import unused_port
+from tokenomy.admin.keys import create_admin_key
 from tokenomy.budgets import storage
 from tokenomy.budgets.model import BUDGET, RATE_LIMIT
 from tokenomy.database import open_database
@@ -323,6 +324,23 @@ async def replicas(n: int, pg_url: str, tmp: Path) -> AsyncIterator[tuple[list[s
             store.close()
 
 
+async def _wait_definitions(store: Store, urls: list[str], count: int) -> None:
+    """Until every replica has loaded ``count`` budgets and limits (they reload every second,
+    later on a loaded machine), as its /health says to a global admin key."""
+    _, admin = create_admin_key(store)
+    headers = {"Authorization": f"Bearer {admin}"}
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as s:
+        for url in urls:
+            while True:
+                async with s.get(url + "/health", headers=headers) as r:
+                    state = await r.json()
+                if state.get("budgets", {}).get("definitions") == count:
+                    break
+                assert time.monotonic() < deadline, f"{url} never loaded the budgets: {state}"
+                await asyncio.sleep(0.1)
+
+
 async def test_500_concurrent_requests_three_gateways_on_postgres(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -331,7 +349,7 @@ async def test_500_concurrent_requests_three_gateways_on_postgres(
         storage.set_budget(
             store, kind=BUDGET, scope="org:acme", unit="usd", limit=limit, period="month", hard=True
         )
-        await asyncio.sleep(1.5)  # replicas reload budget definitions every second
+        await _wait_definitions(store, urls, 1)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
             results = await asyncio.gather(*(_post(s, urls[i % 3], key) for i in range(500)))
         statuses = [st for st, _ in results]
@@ -364,7 +382,7 @@ async def test_rate_limit_shared_by_three_gateways(pg_url: str, tmp_path: Path) 
             period="minute",
             hard=True,
         )
-        await asyncio.sleep(1.5)
+        await _wait_definitions(store, urls, 1)
         # Stay inside one calendar minute, so the window cannot reset mid-test.
         if time.time() % 60 > 45:
             await asyncio.sleep(61 - time.time() % 60)

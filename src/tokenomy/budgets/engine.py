@@ -240,6 +240,7 @@ class BudgetEngine:
         return {
             "ok": self.loaded and self._db_error is None,
             "definitions_loaded": self.loaded,
+            "definitions": sum(len(found) for found in self._budgets.values()),
             "database": "unavailable" if self._db_error else "ok",
             "error": self._db_error,
             "fenced_leases_draining": len(self._draining),
