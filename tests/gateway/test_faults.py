@@ -807,3 +807,23 @@ async def test_every_failed_request_is_on_the_ledger(
         "upstream_error",
     ]
     assert all(events[i].org == "acme" for i in ids)
+
+
+async def test_a_translation_failure_after_the_upstream_answered_is_charged(
+    gw: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upstream billed the call: whatever fails afterwards, its usage is on the ledger."""
+    from tokenomy.wire.chat_messages import ChatToMessages
+
+    def broken(self: Any, data: Any, model: str, body: Any) -> bytes | None:
+        raise ValueError("a translator bug")
+
+    monkeypatch.setattr(ChatToMessages, "response", broken)
+    async with oai(gw) as c:
+        with pytest.raises(openai.InternalServerError) as info:
+            await c.chat.completions.create(model="gpt-via-anthropic", messages=MESSAGES)
+    ev = gw.event(info.value.response.headers[REQUEST_ID])
+    assert (ev.status, ev.error_kind) == (500, "internal_error")
+    assert len(gw.anthropic.requests) == 1  # served upstream once ...
+    assert ev.usage.input_tokens > 0 and ev.usage.output_tokens > 0  # ... and charged
+    assert ev.cost_nanos is not None and ev.cost_nanos > 0

@@ -356,10 +356,12 @@ class Gateway:
         if usage is None:
             text = bridge.upstream.response_text(data)
             usage = await self._complete_usage(call, None, False, text)
+        # The usage is on the event before the translation runs: should translating the
+        # upstream's answer ever fail, the call is still recorded and charged for it.
+        call.event.usage = usage
         translated = bridge.response(data, call.event.model, call.body or {})
         if translated is not None:
             raw = translated
-        call.event.usage = usage
         self._price(call)
         self._record(call, 200)
         out = dict(headers)
