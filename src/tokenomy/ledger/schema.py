@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from dataclasses import fields
 from operator import itemgetter
 from typing import Any
 
@@ -369,20 +370,9 @@ _TEXT_LIMITS: dict[int, int] = {
     EVENT_COLUMNS.index("error_message"): _MAX_ERROR_TEXT,
     EVENT_COLUMNS.index("upstream_request_id"): _MAX_ID_TEXT,
 }
+# The integer columns: the request's time and status, and every token counter of Usage.
 _INT_COLUMNS: tuple[int, ...] = tuple(
-    EVENT_COLUMNS.index(c)
-    for c in (
-        "ts_ms",
-        "status",
-        "input_tokens",
-        "cached_tokens",
-        "cache_write_tokens",
-        "cache_write_1h_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "audio_input_tokens",
-        "audio_output_tokens",
-    )
+    EVENT_COLUMNS.index(c) for c in ("ts_ms", "status", *(f.name for f in fields(Usage)))
 )
 _COST, _LATENCY, _TTFT = (EVENT_COLUMNS.index(c) for c in ("cost_nanos", "latency_ms", "ttft_ms"))
 _TEXTS = itemgetter(*_TEXT_COLUMNS)

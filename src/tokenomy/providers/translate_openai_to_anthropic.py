@@ -17,7 +17,9 @@ from tokenomy.providers._translate_common import (
     JSON,
     STOP_TO_FINISH,
     anthropic_usage_to_openai,
+    data_url,
     dumps,
+    image_source,
     now,
     obj,
     optional_int,
@@ -30,7 +32,6 @@ from tokenomy.providers._translate_common import (
 
 __all__ = ["chat_request_to_messages", "messages_response_to_chat"]
 
-_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
 
 
@@ -277,7 +278,7 @@ def _user_blocks(content: Any, param: str) -> list[JSON]:
             url = image.get("url") if isinstance(image, dict) else image
             if not isinstance(url, str):
                 raise InvalidRequest(f"'{p}.image_url.url' is required", param=f"{p}.image_url")
-            blocks.append(_with_cache({"type": "image", "source": _image_source(url, p)}, part))
+            blocks.append(_with_cache({"type": "image", "source": image_source(url, p)}, part))
         elif kind == "file":
             blocks.append(_with_cache(_document(obj(part.get("file")), p), part))
         elif kind == "input_audio":
@@ -290,32 +291,6 @@ def _user_blocks(content: Any, param: str) -> list[JSON]:
     return blocks
 
 
-def _data_url(url: str, param: str) -> tuple[str, str]:
-    """(media type, base64 payload) of a ``data:`` URL."""
-    header, sep, payload = url[5:].partition(",")
-    media_type, *options = header.split(";")
-    if not sep or "base64" not in options:
-        raise InvalidRequest(f"'{param}': data URLs must be base64-encoded", param=param)
-    return media_type.strip().lower(), payload
-
-
-def _image_source(url: str, param: str) -> JSON:
-    if url.startswith("data:"):
-        media_type, data = _data_url(url, param)
-        if media_type == "image/jpg":
-            media_type = "image/jpeg"
-        if media_type not in _IMAGE_TYPES:
-            raise InvalidRequest(
-                f"image type {media_type!r} is not supported by this model's upstream "
-                "(jpeg, png, gif and webp are)",
-                param=param,
-            )
-        return {"type": "base64", "media_type": media_type, "data": data}
-    if url.startswith(("https://", "http://")):
-        return {"type": "url", "url": url}
-    raise InvalidRequest(f"'{param}': image URL must be http(s) or a data URL", param=param)
-
-
 def _document(file: JSON, param: str) -> JSON:
     data = file.get("file_data")
     if not isinstance(data, str):
@@ -325,7 +300,7 @@ def _document(file: JSON, param: str) -> JSON:
             param=param,
         )
     if data.startswith("data:"):
-        media_type, payload = _data_url(data, param)
+        media_type, payload = data_url(data, param)
     else:
         media_type, payload = "application/pdf", data  # bare base64, as OpenAI accepts
     if media_type != "application/pdf":
