@@ -9,10 +9,6 @@ exact.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -242,74 +238,12 @@ async def test_soft_budget_webhook_fires_once_per_threshold(
 
 @contextmanager
 def gateway_processes(n: int, db_url: str, upstream: str, tmp: Path) -> Iterator[list[str]]:
-    cfg_path = tmp / "replica.toml"
-    cfg = budget_config(upstream)
-    lines = [
-        "[gateway]",
-        'journal_dir = "' + str(tmp / "journal") + '"',
-        "ledger_flush_interval_s = 0.05",
-        "",
-    ]
-    for name, p in cfg["providers"].items():
-        lines.append(f"[providers.{name}]")
-        lines += [f"{k} = {orjson.dumps(v).decode()}" for k, v in p.items()]
-        lines.append("")
-    for m in cfg["models"]:
-        lines.append("[[models]]")
-        lines.append(f'name = "{m["name"]}"')
-        deps = ", ".join(
-            "{ " + ", ".join(f'{k} = "{v}"' for k, v in d.items()) + " }" for d in m["deployments"]
-        )
-        lines.append(f"deployments = [{deps}]")
-        lines.append("")
-    for pid, price in cfg["prices"].items():
-        lines.append(f"[prices.{pid}]")
-        lines += [f'{k} = "{v}"' for k, v in price.items()]
-        lines.append("")
-    cfg_path.write_text("\n".join(lines))
-    ports = [unused_port() for _ in range(n)]
-    env = {**os.environ, "FAKE_OPENAI_KEY": "sk-upstream-openai"}
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tokenomy.cli",
-                "serve",
-                "--config",
-                str(cfg_path),
-                "--db",
-                db_url,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        deadline = time.monotonic() + 30
-        for url in urls:
-            while True:
-                try:
-                    import urllib.request
+    """``n`` gateway processes on one database (replica_procs.serve, which reads this
+    module's ``budget_config``: imported here, not at the top, to avoid the cycle)."""
+    from tests.gateway.replica_procs import serve
 
-                    urllib.request.urlopen(url + "/health", timeout=1).read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-        yield urls
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            assert p.wait(30) == 0
+    with serve([db_url] * n, upstream, tmp, {}) as replicas:
+        yield [r.url for r in replicas]
 
 
 @asynccontextmanager
