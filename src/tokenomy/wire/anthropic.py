@@ -16,8 +16,8 @@ from tokenomy.metering import tokenizer
 from tokenomy.metering.stream import AnthropicStreamMeter, StreamMeter
 from tokenomy.metering.usage import anthropic_usage
 from tokenomy.wire.base import (
-    Bridge,
     Endpoint,
+    Passthrough,
     Relay,
     TypedEventPassthrough,
     Wire,
@@ -164,18 +164,11 @@ MESSAGES = Messages()
 COUNT_TOKENS = CountTokens()
 
 
-class MessagesPassthrough(Bridge):
+class MessagesPassthrough(Passthrough):
     """Anthropic client, Anthropic upstream."""
 
     __slots__ = ()
     client = upstream = MESSAGES
-
-    def request(
-        self, body: dict[str, Any], upstream_model: str, model: Model, stream: bool
-    ) -> dict[str, Any]:
-        upstream = dict(body)
-        MESSAGES.prepare(upstream, upstream_model, stream)
-        return upstream
 
     def relay(self, body: dict[str, Any], model: str) -> Relay:
         return TypedEventPassthrough(MESSAGES, MESSAGES_TERMINAL)

@@ -349,3 +349,16 @@ class Bridge:
     def answer(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """(body, headers) of a call answered locally (only when ``forwards`` is False)."""
         raise NotImplementedError
+
+
+class Passthrough(Bridge):
+    """A client and an upstream of the same wire format: the body goes as it is."""
+
+    __slots__ = ()
+
+    def request(
+        self, body: dict[str, Any], upstream_model: str, model: Model, stream: bool
+    ) -> dict[str, Any]:
+        upstream = dict(body)
+        self.upstream.prepare(upstream, upstream_model, stream)
+        return upstream

@@ -10,26 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.config import Model
 from tokenomy.wire.anthropic import COUNT_TOKENS
-from tokenomy.wire.base import Bridge
+from tokenomy.wire.base import Bridge, Passthrough
 from tokenomy.wire.openai import CHAT
 
 ESTIMATED_HEADER = "x-tokenomy-estimated"
 
 
-class CountTokensForward(Bridge):
+class CountTokensForward(Passthrough):
     """Anthropic upstream: forwarded as it is."""
 
     __slots__ = ()
     client = upstream = COUNT_TOKENS
-
-    def request(
-        self, body: dict[str, Any], upstream_model: str, model: Model, stream: bool
-    ) -> dict[str, Any]:
-        upstream = dict(body)
-        COUNT_TOKENS.prepare(upstream, upstream_model, stream)
-        return upstream
 
 
 class CountTokensLocal(Bridge):

@@ -19,8 +19,8 @@ from tokenomy.metering.stream import OpenAIStreamMeter, ResponsesStreamMeter, St
 from tokenomy.metering.usage import openai_usage
 from tokenomy.redact import scrub_json
 from tokenomy.wire.base import (
-    Bridge,
     Endpoint,
+    Passthrough,
     Relay,
     TypedEventPassthrough,
     Wire,
@@ -273,19 +273,6 @@ class OpenAIPassthrough(Relay):
 
 
 # -- bridges ---------------------------------------------------------------------------
-class Passthrough(Bridge):
-    """A client and an upstream of the same wire format: the body goes as it is."""
-
-    __slots__ = ()
-
-    def request(
-        self, body: dict[str, Any], upstream_model: str, model: Model, stream: bool
-    ) -> dict[str, Any]:
-        upstream = dict(body)
-        self.upstream.prepare(upstream, upstream_model, stream)
-        return upstream
-
-
 class _ChunkPassthrough(Passthrough):
     """Chat and completions streams: ``data:`` chunks ending with ``[DONE]``."""
 
