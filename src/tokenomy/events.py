@@ -98,3 +98,9 @@ class UsageEvent:
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     upstream_request_id: str = ""
+    deployment: str = ""  # the served deployment's name (routing)
+    region: str = ""  # the served provider's region
+    data_class: str = ""  # "public" | "internal" | "confidential" | "restricted"
+    attempts: int = 0  # upstream attempts made (0: none, e.g. refused before routing)
+    fallback_reason: str = ""  # why another deployment or model served, if one did
+    parent_task: str = ""  # a sub-agent's task: the task that started it
