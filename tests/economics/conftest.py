@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from tests.builders import usage_event
 from tokenomy.cli.economics import register
 from tokenomy.events import Usage, UsageEvent
 from tokenomy.ledger import open_store
+from tokenomy.ledger.importer import import_file
 
 # A fixed "today" so that every test ledger and forecast is reproducible.
 TODAY = date(2026, 11, 1)
@@ -87,17 +90,40 @@ def growth_events(
     return events
 
 
+def as_import_row(e: UsageEvent) -> dict[str, object]:
+    """A ledger event as a row of ``tokenomy ledger import`` (epoch-ms ``ts``)."""
+    row: dict[str, object] = {
+        "id": e.id,
+        "ts": e.ts_ms,
+        "org": e.org,
+        "team": e.team,
+        "user": e.user,
+        "provider": e.provider,
+        "model": e.model,
+        "input_tokens": e.usage.input_tokens,
+        "cached_tokens": e.usage.cached_tokens,
+        "output_tokens": e.usage.output_tokens,
+    }
+    if e.cost_nanos is not None:
+        row["cost_usd"] = str(Decimal(e.cost_nanos) / 10**9)
+    return row
+
+
 @pytest.fixture
 def ledger(tmp_path: Path) -> Callable[[list[UsageEvent]], str]:
     """Write events into a fresh SQLite ledger and return its URL."""
 
     def build(events: list[UsageEvent]) -> str:
+        # Through ``tokenomy ledger import``, as a team would bring its history.
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
+        source = tmp_path / "history.jsonl"
+        source.write_text("".join(json.dumps(as_import_row(e)) + "\n" for e in events))
         store = open_store(url)
         try:
-            store.insert_events(events)
+            result = import_file(store, source)
         finally:
             store.close()
+        assert result.imported == len(events)
         return url
 
     return build

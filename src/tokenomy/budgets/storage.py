@@ -128,8 +128,12 @@ def set_budget(
     hard: bool,
     alerts: Iterable[Decimal] = (),
     actor: str = "cli",
+    tz: str = "UTC",
 ) -> Budget:
     """Create or replace the budget of (kind, scope, unit); recorded in the audit trail.
+
+    A budget's current period starts with what the ledger already holds for its scope
+    (``spent = max(spent, ledger)``): a budget created mid-period does not start at 0.
 
     Raises:
         ValueError: a kind, scope, unit, period or limit the gateway could not enforce
@@ -173,6 +177,11 @@ def set_budget(
                 "previous_limit": old[0] if old else None,
             },
         )
+        if kind == BUDGET:
+            start, end = period_bounds(period, now, tz)
+            booked = _ledger_sum(cur, store, scope, unit, start, min(end, now + 1))
+            if booked > 0:
+                _raise_spent(cur, store, bid, start, booked)
     return Budget(bid, kind, scope, unit, limit, period, hard, tuple(alerts))
 
 
@@ -603,6 +612,31 @@ def rebuild_from_ledger(
                     if booked > 0 and _raise_spent(cur, store, b.id, start, booked):
                         raised[b.id] = booked
     return raised
+
+
+def _ledger_sum(cur: Any, store: Store, scope: str, unit: str, since: int, until: int) -> int:
+    """What the ledger holds for one scope in ``[since, until)``, in the budget's unit."""
+    kind, _, name = scope.partition(":")
+    column = _SCOPE_COLUMNS.get(kind)
+    if column is None:
+        return 0
+    sql = (
+        f"SELECT {_UNIT_SUMS[unit]} FROM usage_events "
+        f"WHERE ts_ms >= ? AND ts_ms < ? AND {column} = ?"
+    )
+    args: list[Any] = [since, until, name]
+    if unit == "requests":
+        sql += f" AND error_kind NOT IN ({', '.join('?' * len(_NOT_ADMITTED))})"
+        args += _NOT_ADMITTED
+    cur.execute(store.sql(sql), args)
+    r = cur.fetchone()
+    return int(r[0] or 0) if r else 0
+
+
+def ledger_spend(store: Store, scope: str, unit: str, since: int, until: int) -> int:
+    """The ledger's spend of ``scope`` in ``[since, until)`` (nano-USD, tokens or requests)."""
+    with store.transaction() as cur:
+        return _ledger_sum(cur, store, scope, unit, since, until)
 
 
 def _raise_spent(cur: Any, store: Store, bid: str, start: int, booked: int) -> bool:

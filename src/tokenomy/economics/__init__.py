@@ -8,8 +8,10 @@ tests also import directly):
 * ``factory_token_prices(settings.factories)`` → ``{name: (input $/Mtok, output $/Mtok)}``
   — what the gateway charges for tokens of a deployment with ``factory = "NAME"``
 * ``plan_throughput`` / ``plan_flops`` / ``plan_scenario`` → ``PlanResult``
-* ``breakeven(profile, api_price, demand)`` → ``BreakevenResult``
-* ``forecast(rows, ...)`` → ``SeriesForecast`` list; ``flag_budgets`` → ``BudgetFlag`` list
+* ``breakeven(profile, api_price, demand)`` → ``BreakevenResult`` (payback, NPV,
+  sensitivity); ``workload`` reads the ledger's demand, effective and list prices
+* ``forecast(rows, ...)`` → ``SeriesForecast`` list (``trend``: growth, weekdays, level
+  shifts, fit quality); ``flag_budgets`` → ``BudgetFlag`` list
 
 Money is Decimal throughout; docs/economics.md explains every formula and default.
 """
@@ -39,7 +41,6 @@ from tokenomy.economics.forecast import (
     SeriesForecast,
     budget_from_record,
     daily_series,
-    fit_growth,
     flag_budgets,
     forecast,
     forecast_series,
@@ -59,6 +60,7 @@ from tokenomy.economics.profiles import (
     profile_from_table,
     validate_factory_table,
 )
+from tokenomy.economics.trend import Fit, fit_auto, fit_growth
 
 __all__ = [
     "SCENARIOS",
@@ -70,6 +72,7 @@ __all__ = [
     "Catalog",
     "FactoryCost",
     "FactoryProfile",
+    "Fit",
     "GpuSpec",
     "MonthlyDemand",
     "PlanResult",
@@ -84,6 +87,7 @@ __all__ = [
     "demand_from_rows",
     "factory_cost",
     "factory_token_prices",
+    "fit_auto",
     "fit_growth",
     "flag_budgets",
     "forecast",

@@ -18,7 +18,14 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.economics.catalog import Catalog
-from tokenomy.economics.decimals import HOURS_PER_YEAR, MILLION, SECONDS_PER_HOUR, out
+from tokenomy.economics.decimals import (
+    HOURS_PER_MONTH,
+    HOURS_PER_YEAR,
+    MILLION,
+    SECONDS_PER_HOUR,
+    out,
+    sig,
+)
 from tokenomy.economics.profiles import FactoryProfile, profile_from_table
 
 
@@ -158,6 +165,70 @@ def mix_capacity_factor(profile: FactoryProfile, input_share: Decimal) -> Decima
     measured = profile.throughput_input_share * k + (1 - profile.throughput_input_share)
     wanted = input_share * k + (1 - input_share)
     return measured / wanted
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """The one throughput model of ``plan`` and ``breakeven``: tokens/s per GPU at a mix.
+
+    ``per_gpu = measured x mix_factor`` (see ``mix_capacity_factor``); a fleet makes
+    ``per_gpu x gpus x utilization`` tokens/s on average, ``x 3,600 x 730`` a month.
+    """
+
+    measured: Decimal  # tokens/s per GPU at the profile's throughput_input_share
+    measured_input_share: Decimal
+    input_share: Decimal  # of the workload sized
+    input_cost_ratio: Decimal
+    mix_factor: Decimal
+    per_gpu: Decimal  # tokens/s per GPU at the workload's mix, while serving
+
+    def assumptions(self, source: str) -> list[dict[str, Any]]:
+        """The derived values, printed among the assumptions."""
+        return [
+            {
+                "name": "workload_input_share",
+                "value": sig(self.input_share),
+                "unit": "fraction",
+                "source": source,
+            },
+            {
+                "name": "mix_factor",
+                "value": sig(self.mix_factor),
+                "unit": "x measured throughput",
+                "source": "derived: (s_m x r + 1 - s_m) / (s x r + 1 - s), "
+                "r = input_cost_ratio, s_m = throughput_input_share, s = workload share",
+            },
+            {
+                "name": "throughput_at_mix",
+                "value": sig(self.per_gpu),
+                "unit": "tokens/s/GPU",
+                "source": "derived: throughput x mix_factor",
+            },
+            {
+                "name": "hours_per_month",
+                "value": HOURS_PER_MONTH,
+                "unit": "h",
+                "source": "derived: 8,760 / 12",
+            },
+        ]
+
+
+def throughput_at(profile: FactoryProfile, input_share: Decimal | None) -> Throughput:
+    """The profile's throughput converted to a workload's input share (None: as measured)."""
+    if profile.throughput is None:
+        raise ValueError("throughput: required (tokens/s per GPU) to size the workload")
+    share = profile.throughput_input_share if input_share is None else input_share
+    if not Decimal(0) <= share <= Decimal(1):
+        raise ValueError(f"input_share: must be between 0 and 1 (got {share})")
+    factor = mix_capacity_factor(profile, share)
+    return Throughput(
+        profile.throughput,
+        profile.throughput_input_share,
+        share,
+        profile.input_cost_ratio,
+        factor,
+        profile.throughput * factor,
+    )
 
 
 _NANO_PER_MTOK = Decimal("0.000000001")

@@ -1,20 +1,22 @@
-"""Demand forecast: fit the growth of daily tokens and cost, project it, flag budgets.
+"""Demand forecast: fit daily tokens and cost, project them, flag budgets.
 
-Fitting (ordinary least squares on day number ``x``):
+The fit is ``tokenomy.economics.trend.fit_auto``: ordinary least squares of ``ln y``
+(``exp``, default: daily growth ``e^b - 1``, doubling time ``ln 2 / b``) or ``y``
+(``linear``) on day number, plus weekday effects and one level shift where the data
+support them (BIC). Days with zero usage cannot be logged in ``exp`` and are left out
+(their number is reported). Each series reports its fit quality: ``r2`` and ``mape`` (a
+backtest on its last 14 days), and says when the fit is poor.
 
-* ``exp`` (default): ``ln(y) = a + b x``, so daily growth is ``e^b - 1``, doubling time
-  ``ln 2 / b``; the prediction interval is computed on the log scale and exponentiated, so it
-  is asymmetric and never negative. Days with zero usage cannot be logged and are left out
-  (their number is reported).
-* ``linear``: ``y = a + b x``; growth is ``b`` per day; the lower bound is clipped at 0.
-
-Both intervals are Student-t prediction intervals for a single future day:
-``yhat +- t(level, n-2) x s x sqrt(1 + 1/n + (x - mean)^2 / Sxx)``. Fits use floats (they
-are statistics, not money); every reported dollar amount is a Decimal rounded to 1e-6.
+Intervals are Student-t prediction intervals for a single future day; on the log scale the
+point is the median day and ``mean`` its expected value. Totals: the horizon, and the
+calendar month of the day after history (actual month to date + forecast of the rest).
+Fits use floats (they are statistics, not money); every reported dollar amount is a
+Decimal rounded to 1e-6.
 """
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,134 +25,20 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from tokenomy.economics.decimals import to_decimal
+from tokenomy.economics.trend import (
+    POOR_MAPE,
+    POOR_R2,
+    Fit,
+    FitModel,
+    backtest_mape,
+    fit_auto,
+    fit_growth,
+)
 from tokenomy.money import NANOS_PER_USD
 
 Metric = Literal["tokens", "cost"]
-FitModel = Literal["exp", "linear"]
 _MICRO = Decimal("0.000001")
 _QUANTIZABLE = Decimal(10) ** 15
-_MAX_LOG = 230.0  # e^230 ~ 1e100: far beyond any real demand, well inside a float
-
-
-# -- Student t quantile (no SciPy in the dependency set) -----------------------------------
-def _betacf(a: float, b: float, x: float) -> float:
-    # Continued fraction for the incomplete beta function (modified Lentz's method).
-    tiny, eps = 1e-300, 3e-16
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    ln_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    front = math.exp(ln_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, dof: float) -> float:
-    """Student t cumulative distribution function."""
-    tail = 0.5 * _betainc(dof / 2.0, 0.5, dof / (dof + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
-def t_quantile(p: float, dof: float) -> float:
-    """Inverse of ``t_cdf`` by bisection (p in (0, 1))."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"level: probability must be in (0, 1), got {p}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, dof)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, dof) < p:
-        hi *= 2.0
-    for _ in range(200):
-        mid = (lo + hi) / 2.0
-        if t_cdf(mid, dof) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2.0
-
-
-# -- fitting -------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Fit:
-    """An OLS fit of ``y`` (or ``ln y``) on day number, with what prediction intervals need."""
-
-    model: FitModel
-    intercept: float
-    slope: float
-    sigma: float  # residual standard error
-    n: int
-    x_mean: float
-    sxx: float
-
-    @property
-    def daily_growth(self) -> float:
-        """Exp: fractional growth per day. Linear: absolute growth per day."""
-        return math.expm1(self.slope) if self.model == "exp" else self.slope
-
-    def predict(self, x: float, level: float) -> tuple[float, float, float]:
-        """Point forecast and prediction interval ``(point, low, high)`` at day ``x``."""
-        yhat = self.intercept + self.slope * x
-        se = self.sigma * math.sqrt(1.0 + 1.0 / self.n + (x - self.x_mean) ** 2 / self.sxx)
-        half = t_quantile(0.5 + level / 2.0, self.n - 2) * se
-        if self.model == "exp":
-            # Clamp the exponent: a steep trend projected far must not overflow a float.
-            def grow(v: float) -> float:
-                return math.exp(min(v, _MAX_LOG))
-
-            return grow(yhat), grow(yhat - half), grow(yhat + half)
-        return max(yhat, 0.0), max(yhat - half, 0.0), max(yhat + half, 0.0)
-
-
-def fit_growth(xs: Sequence[float], ys: Sequence[float], model: FitModel = "exp") -> Fit:
-    """Least-squares growth fit; ``exp`` ignores non-positive ``ys``. Needs 3+ points."""
-    if model not in ("exp", "linear"):
-        raise ValueError(f"model: 'exp' or 'linear', got {model!r}")
-    pairs = [
-        (x, math.log(y) if model == "exp" else y)
-        for x, y in zip(xs, ys, strict=True)
-        if model == "linear" or y > 0
-    ]
-    n = len(pairs)
-    if n < 3:
-        raise ValueError(f"history: need at least 3 days with usage to fit a trend (got {n})")
-    x_mean = sum(p[0] for p in pairs) / n
-    y_mean = sum(p[1] for p in pairs) / n
-    sxx = sum((p[0] - x_mean) ** 2 for p in pairs)
-    if sxx == 0:
-        raise ValueError("history: all points fall on the same day")
-    slope = sum((p[0] - x_mean) * (p[1] - y_mean) for p in pairs) / sxx
-    intercept = y_mean - slope * x_mean
-    sse = sum((p[1] - intercept - slope * p[0]) ** 2 for p in pairs)
-    sigma = math.sqrt(sse / (n - 2))
-    return Fit(model, intercept, slope, sigma, n, x_mean, sxx)
 
 
 # -- series from the ledger ----------------------------------------------------------------
@@ -193,12 +81,19 @@ def daily_series(
 
 @dataclass(frozen=True, slots=True)
 class ProjectedDay:
-    """One projected day: point forecast and prediction interval."""
+    """One projected day: point forecast (exp: the median), interval and mean."""
 
     day: date
     point: Decimal
     low: Decimal
     high: Decimal
+    mean: Decimal | None = None
+
+
+def _ratio(value: float | None, places: str = "0.0001") -> Decimal | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return Decimal(repr(value)).quantize(Decimal(places))
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +109,17 @@ class SeriesForecast:
     history: list[Decimal]
     zero_days_excluded: int
     projection: list[ProjectedDay] = field(default_factory=list)
+    mape: float | None = None  # backtest error on the last 14 days
 
     @property
     def unit(self) -> str:
         """``tokens`` or ``usd``."""
         return "tokens" if self.metric == "tokens" else "usd"
+
+    @property
+    def label(self) -> str:
+        """``team=research, model=gpt-4o`` (``all`` without groups)."""
+        return ", ".join(f"{k}={v}" for k, v in self.group.items()) or "all"
 
     def x_of(self, day: date) -> float:
         """Day number used by the fit (0 = first day of history)."""
@@ -229,6 +130,10 @@ class SeriesForecast:
         point, low, high = self.fit.predict(self.x_of(day), self.level)
         return self._num(point), self._num(low), self._num(high)
 
+    def predict_mean(self, day: date) -> Decimal:
+        """The expected value of a day (exp: above the median point)."""
+        return self._num(self.fit.predict_mean(self.x_of(day)))
+
     def _num(self, value: float) -> Decimal:
         if self.metric == "tokens":
             return Decimal(round(value))
@@ -236,9 +141,16 @@ class SeriesForecast:
         return usd.quantize(_MICRO) if usd < _QUANTIZABLE else usd.to_integral_value()
 
     @property
+    def trend(self) -> str:
+        """``growing``, ``shrinking`` or ``flat`` (slope not significant at ~95%)."""
+        if not self.fit.significant_trend:
+            return "flat"
+        return "growing" if self.fit.slope > 0 else "shrinking"
+
+    @property
     def doubling_days(self) -> Decimal | None:
         """Days to double at the fitted exponential rate (None if flat/shrinking or linear)."""
-        if self.fit.model != "exp" or self.fit.slope <= 0:
+        if self.fit.model != "exp" or self.trend != "growing":
             return None
         return Decimal(repr(round(math.log(2) / self.fit.slope, 2)))
 
@@ -247,6 +159,23 @@ class SeriesForecast:
         """Exp: fraction per day (0.02 = +2%/day). Linear: units per day."""
         g = self.fit.daily_growth
         return Decimal(repr(round(g, 6))) if self.fit.model == "exp" else self._num(g)
+
+    @property
+    def level_shift_day(self) -> date | None:
+        """First day of a detected level shift."""
+        if self.fit.step_at is None:
+            return None
+        return self.start + timedelta(days=self.fit.step_at)
+
+    @property
+    def poor_fit(self) -> str | None:
+        """Why the fit should not be trusted, or None."""
+        reasons = []
+        if self.mape is not None and self.mape > POOR_MAPE:
+            reasons.append(f"backtest error {self.mape:.0%} on the last 14 days")
+        if self.fit.r2 < POOR_R2 and self.trend != "flat":
+            reasons.append(f"r2 {self.fit.r2:.2f}: the trend explains little of the history")
+        return "; ".join(reasons) or None
 
     def totals(self) -> tuple[Decimal, Decimal, Decimal]:
         """Sum of the projection's points, lows and highs (a conservative band for the sum)."""
@@ -257,15 +186,51 @@ class SeriesForecast:
             sum((p.high for p in self.projection), zero),
         )
 
+    def month(self) -> dict[str, Any]:
+        """The calendar month of the day after history: actual to date + forecast of the rest."""
+        today = self.end + timedelta(days=1)
+        last = today.replace(day=calendar.monthrange(today.year, today.month)[1])
+        first = today.replace(day=1)
+        to_date = sum(
+            (
+                v
+                for i, v in enumerate(self.history)
+                if first <= self.start + timedelta(days=i) <= self.end
+            ),
+            Decimal(0),
+        )
+        rest = rest_low = rest_high = rest_mean = Decimal(0)
+        day = today
+        while day <= last:
+            point, low, high = self.predict(day)
+            rest, rest_low, rest_high = rest + point, rest_low + low, rest_high + high
+            rest_mean += self.predict_mean(day)
+            day += timedelta(days=1)
+        return {
+            "month": f"{today.year:04d}-{today.month:02d}",
+            "month_to_date": to_date,
+            "month_rest": rest,
+            "month_rest_mean": rest_mean,
+            "month_total": to_date + rest,
+            "month_total_mean": to_date + rest_mean,
+            "month_total_low": to_date + rest_low,
+            "month_total_high": to_date + rest_high,
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary plus the day-by-day projection."""
+        """JSON-ready summary plus the day-by-day projection.
+
+        The group's fields come first and are never overwritten: the fit type is ``fit``.
+        """
         total, total_low, total_high = self.totals()
         last = self.projection[-1] if self.projection else None
-        return {
-            **self.group,
+        factor = self.fit.step_factor
+        weekdays = self.fit.weekday_factors
+        summary: dict[str, Any] = {
             "metric": self.metric,
             "unit": self.unit,
-            "model": self.fit.model,
+            "fit": self.fit.model,
+            "trend": self.trend,
             "history_start": self.start.isoformat(),
             "history_end": self.end.isoformat(),
             "history_days_fitted": self.fit.n,
@@ -273,19 +238,35 @@ class SeriesForecast:
             "last_day_actual": self.history[-1] if self.history else None,
             "daily_growth": self.daily_growth,
             "doubling_days": self.doubling_days,
-            "level": self.level,
+            "level_shift_day": self.level_shift_day.isoformat() if self.level_shift_day else None,
+            "level_shift_factor": _ratio(factor),
+            "weekday_factors": [_ratio(w) for w in weekdays] if weekdays else None,
+            "r2": _ratio(self.fit.r2),
+            "mape": _ratio(self.mape),
+            "poor_fit": self.poor_fit,
+            "level": _ratio(self.level),
             "horizon_end": last.day.isoformat() if last else None,
             "horizon_end_point": last.point if last else None,
+            "horizon_end_mean": last.mean if last else None,
             "horizon_end_low": last.low if last else None,
             "horizon_end_high": last.high if last else None,
             "horizon_total": total,
+            "horizon_total_mean": sum((p.mean or Decimal(0) for p in self.projection), Decimal(0)),
             "horizon_total_low": total_low,
             "horizon_total_high": total_high,
+            **self.month(),
             "projection": [
-                {"day": p.day.isoformat(), "point": p.point, "low": p.low, "high": p.high}
+                {
+                    "day": p.day.isoformat(),
+                    "point": p.point,
+                    "mean": p.mean,
+                    "low": p.low,
+                    "high": p.high,
+                }
                 for p in self.projection
             ],
         }
+        return {**self.group, **{k: v for k, v in summary.items() if k not in self.group}}
 
 
 def forecast_series(
@@ -294,8 +275,14 @@ def forecast_series(
     horizon_days: int,
     level: float = 0.95,
     model: FitModel = "exp",
+    *,
+    seasonal: bool = True,
 ) -> SeriesForecast:
-    """Fit one metric of one series and project ``horizon_days`` past its last day."""
+    """Fit one metric of one series and project ``horizon_days`` past its last day.
+
+    The fit chooses weekday effects and a level shift where the data support them
+    (``trend.fit_auto``); ``seasonal=False`` fits level and trend only.
+    """
     if horizon_days < 0:
         raise ValueError(f"horizon: must be >= 0 days (got {horizon_days})")
     if not 0.0 < level < 1.0:
@@ -310,17 +297,24 @@ def forecast_series(
     start = series.start + timedelta(days=first)
     ys = [float(v) if metric == "tokens" else v / NANOS_PER_USD for v in raw]
     xs = [float(i) for i in range(len(ys))]
-    fit = fit_growth(xs, ys, model)
+    if seasonal:
+        fit = fit_auto(xs, ys, model, start.weekday())
+        mape = backtest_mape(xs, ys, model, start.weekday())
+    else:
+        fit = fit_growth(xs, ys, model)
+        mape = None
     zeros = sum(1 for y in ys if y <= 0) if model == "exp" else 0
     history = [
         Decimal(v) if metric == "tokens" else (Decimal(v) / NANOS_PER_USD).quantize(_MICRO)
         for v in raw
     ]
-    fc = SeriesForecast(series.group, metric, fit, level, start, series.end, history, zeros)
+    fc = SeriesForecast(
+        series.group, metric, fit, level, start, series.end, history, zeros, mape=mape
+    )
     for k in range(1, horizon_days + 1):
         day = series.end + timedelta(days=k)
         point, low, high = fc.predict(day)
-        fc.projection.append(ProjectedDay(day, point, low, high))
+        fc.projection.append(ProjectedDay(day, point, low, high, fc.predict_mean(day)))
     return fc
 
 
@@ -375,6 +369,8 @@ class BudgetFlag:
     exhausted_on: date | None  # first day the point forecast reaches the limit
     runs_out: bool  # point forecast reaches the limit before the period ends
     may_run_out: bool  # the upper bound does
+    # (day, cumulative point, cumulative upper bound) at the end of each projected day
+    path: tuple[tuple[date, Decimal, Decimal], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready row."""
@@ -385,20 +381,28 @@ class BudgetFlag:
             "limit": b.limit,
             "spent": b.spent,
             "period_end": b.period_end.isoformat(),
-            "projected_total": self.projected_total,
-            "projected_high": self.projected_high,
+            "projected_total": _rounded(self.projected_total, b.unit),
+            "projected_high": _rounded(self.projected_high, b.unit),
             "exhausted_on": self.exhausted_on.isoformat() if self.exhausted_on else None,
             "runs_out": self.runs_out,
             "may_run_out": self.may_run_out,
         }
 
 
-def project_budget(budget: BudgetToProject, fc: SeriesForecast, today: date) -> BudgetFlag:
+def project_budget(
+    budget: BudgetToProject,
+    fc: SeriesForecast,
+    today: date,
+    *,
+    today_left: Decimal = Decimal(1),
+) -> BudgetFlag:
     """Spent so far plus the forecast of each day from ``today`` to the period's last day.
 
-    ``today`` is counted whole: the history behind ``fc`` ends the day before, and what
-    was spent of today already is small next to a day's forecast (the flag errs early).
-    ``fc`` must be the forecast of the budget's scope in the budget's unit.
+    ``today_left`` is the fraction of today still to come (1 at midnight): ``spent``
+    already holds the part of today that is over, so only the rest of today's forecast is
+    added. ``fc`` must be the forecast of the budget's scope in the budget's unit; the
+    point forecast (exp: the median day) decides the run-out date, the upper bound
+    "may run out". ``tokenomy budgets list`` and ``tokenomy forecast`` both use this.
     """
     if fc.unit != budget.unit:
         raise ValueError(f"unit: budget is in {budget.unit}, forecast in {fc.unit}")
@@ -406,15 +410,20 @@ def project_budget(budget: BudgetToProject, fc: SeriesForecast, today: date) -> 
         return BudgetFlag(budget, budget.spent, budget.spent, today, True, True)
     total = high = budget.spent
     exhausted: date | None = None
+    path: list[tuple[date, Decimal, Decimal]] = []
     day = today
     while day <= budget.period_end:
         point, _low, upper = fc.predict(day)
-        total += point
-        high += upper
+        share = today_left if day == today else Decimal(1)
+        total += point * share
+        high += upper * share
+        path.append((day, total, high))
         if exhausted is None and total >= budget.limit:
             exhausted = day
         day += timedelta(days=1)
-    return BudgetFlag(budget, total, high, exhausted, exhausted is not None, high >= budget.limit)
+    return BudgetFlag(
+        budget, total, high, exhausted, exhausted is not None, high >= budget.limit, tuple(path)
+    )
 
 
 def flag_budgets(
@@ -425,6 +434,10 @@ def flag_budgets(
     return sorted(
         flags, key=lambda f: (not f.runs_out, not f.may_run_out, f.exhausted_on or date.max)
     )
+
+
+def _rounded(value: Decimal, unit: str) -> Decimal:
+    return value.quantize(Decimal(1) if unit == "tokens" else _MICRO)
 
 
 def budget_from_record(record: Any) -> BudgetToProject:

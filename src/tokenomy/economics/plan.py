@@ -3,12 +3,14 @@
 Two routes to the GPU count:
 
 * throughput route: ``agents x tasks/day x tokens/task / 86,400 x peak_factor`` tokens/s,
-  divided by ``throughput x utilization`` per GPU (measured serving throughput);
+  divided by ``throughput_at_mix x utilization`` per GPU (measured serving throughput,
+  converted to the workload's input share by ``factory.throughput_at``, as ``breakeven``
+  does);
 * FLOPs route: ``agents x tokens/s per agent x 2 x active_params / (peak FLOP/s x
   utilization)`` (2 FLOPs per active parameter per token: one multiply, one add).
 
-Either way the count is rounded up to whole servers; power and cost come from a factory
-profile (``tokenomy.economics.profiles``).
+Either way the count is rounded up to whole servers; power, upfront capex and the cost per
+day and month come from a factory profile (``tokenomy.economics.profiles``).
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.economics.decimals import (
+    HOURS_PER_MONTH,
     HOURS_PER_YEAR,
     MILLION,
     SECONDS_PER_DAY,
     ceil_div,
     out,
+    sig,
     to_decimal,
 )
-from tokenomy.economics.factory import factory_cost
+from tokenomy.economics.factory import factory_cost, throughput_at
 from tokenomy.economics.profiles import FactoryProfile
 
 #: Tokens per task "from the field" (seed: token-economy.txt).
@@ -95,6 +99,21 @@ class PlanResult:
     profile: FactoryProfile
     assumptions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    upfront_capex: Decimal = Decimal(0)  # gpus x capex (0 when rented)
+    cost_per_month: Decimal = Decimal(0)  # cost_per_day x 730 / 24
+
+    def profile_assumptions(self) -> list[dict[str, Any]]:
+        """The profile's inputs, with the fleet this plan computed instead of ``gpus 1``."""
+        rows = [a for a in self.profile.assumptions() if a["name"] != "gpus"]
+        rows.append(
+            {
+                "name": "gpus",
+                "value": self.gpus,
+                "unit": "GPUs",
+                "source": f"computed: {sig(self.gpus_exact)} rounded up to whole servers",
+            }
+        )
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready result (10 significant digits) with every assumption."""
@@ -112,7 +131,9 @@ class PlanResult:
             "cost_per_day": out(self.cost_per_day),
             "cost_per_year": out(self.cost_per_year),
             "cost_per_mtok": out(self.cost_per_mtok),
-            "assumptions": [*self.assumptions, *self.profile.assumptions()],
+            "cost_per_month": out(self.cost_per_month),
+            "upfront_capex": out(self.upfront_capex),
+            "assumptions": [*self.assumptions, *self.profile_assumptions()],
             "notes": list(self.notes),
         }
 
@@ -157,6 +178,8 @@ def _finish(
     mwh_per_day = Decimal(gpus) * profile.all_in_kw * 24 / 1000
     cost_per_day = Decimal(gpus) * per_gpu * 24
     cost_per_mtok = cost_per_day / (tokens_per_day / MILLION) if tokens_per_day else Decimal(0)
+    rented = profile.rent_per_hour is not None
+    upfront = Decimal(0) if rented else Decimal(gpus) * (profile.capex or Decimal(0))
     return PlanResult(
         route,
         tokens_per_day,
@@ -174,6 +197,8 @@ def _finish(
         profile,
         assumptions,
         notes,
+        upfront,
+        cost_per_day * HOURS_PER_MONTH / 24,
     )
 
 
@@ -185,14 +210,17 @@ def plan_throughput(
     tokens_per_task: Decimal,
     peak_factor: Decimal = Decimal(1),
     gpus_per_server: int = 8,
+    input_share: Decimal | None = None,
 ) -> PlanResult:
-    """Throughput route: demand in tokens/s over measured tokens/s per GPU.
+    """Throughput route: demand in tokens/s over tokens/s per GPU at the workload's mix.
 
-    ``profile.throughput`` (tokens/s per GPU) and ``profile.utilization`` size the fleet;
-    ``peak_factor`` sizes for the busiest hour rather than the daily average.
+    ``profile.throughput`` converted to ``input_share`` (``factory.throughput_at``, the
+    model ``breakeven`` uses) and ``profile.utilization`` size the fleet; ``peak_factor``
+    sizes for the busiest hour rather than the daily average.
     """
     if profile.throughput is None:
         raise ValueError("throughput: required (tokens/s per GPU) for the throughput route")
+    tp = throughput_at(profile, input_share)
     for name, value in (
         ("agents", agents),
         ("tasks_per_day", tasks_per_day),
@@ -202,13 +230,14 @@ def plan_throughput(
         _positive(name, value)
     tokens_per_day = agents * tasks_per_day * tokens_per_task
     peak_tps = tokens_per_day / SECONDS_PER_DAY * peak_factor
-    gpus_exact = peak_tps / (profile.throughput * profile.utilization)
+    gpus_exact = peak_tps / (tp.per_gpu * profile.utilization)
     assumptions = [
         {"name": "agents", "value": agents, "unit": "daily active agents", "source": "input"},
         {"name": "tasks_per_day", "value": tasks_per_day, "unit": "per agent", "source": "input"},
         {"name": "tokens_per_task", "value": tokens_per_task, "unit": "tokens", "source": "input"},
         {"name": "peak_factor", "value": peak_factor, "unit": "peak / average", "source": "input"},
         {"name": "gpus_per_server", "value": gpus_per_server, "unit": "GPUs", "source": "input"},
+        *tp.assumptions("--input-share" if input_share is not None else "as measured"),
     ]
     return _finish(
         "throughput",

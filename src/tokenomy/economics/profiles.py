@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.economics.catalog import Catalog, GpuSpec, load_catalog
-from tokenomy.economics.decimals import to_decimal
+from tokenomy.economics.decimals import sig, to_decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +136,9 @@ class FactoryProfile:
                 self.rent_per_hour is not None and key in ("life_years", "cost_of_capital")
             ):
                 continue  # amortization inputs mean nothing for a rented GPU
+            shown = sig(value) if isinstance(value, Decimal) else value
             rows.append(
-                {"name": key, "value": value, "unit": unit, "source": self.sources.get(key, "")}
+                {"name": key, "value": shown, "unit": unit, "source": self.sources.get(key, "")}
             )
         if self.rent_per_hour is not None:
             rows.append(
@@ -216,6 +217,11 @@ def build_profile(
                 if not isinstance(raw, bool):
                     raise ValueError(f"rent_includes_power: expected true or false, got {raw!r}")
                 values[key] = raw
+                if not raw:  # say which flag or key said so
+                    sources[key] = src(key).replace(
+                        "--rent-includes-power", "--rent-excludes-power"
+                    )
+                    continue
             else:
                 values[key] = to_decimal(raw, key)
                 if key == "capex":
@@ -223,6 +229,12 @@ def build_profile(
                 elif key == "rent_per_hour":
                     values.pop("capex", None)
             sources[key] = src(key)
+    ops_given = any(layer.get("ops_per_year") is not None for layer, _ in layers)
+    if values.get("rent_per_hour") is not None and not ops_given:
+        # A rent price already pays the provider's operations: adding the catalog's
+        # per-GPU operations cost would count them twice. Explicit, and overridable.
+        values["ops_per_year"] = Decimal(0)
+        sources["ops_per_year"] = "rented: 0 (the rent pays operations); set --ops-per-year"
     for key, rule in NUMERIC_FIELDS.items():
         if key in values:
             rule.check(key, values[key])

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from tokenomy.cli.output import OutputFormat, console, fail, render, to_json
-from tokenomy.economics.decimals import human
+from tokenomy.economics.decimals import human, sig
 
 
 @contextmanager
@@ -41,7 +41,11 @@ def emit(
         typer.echo(to_json(data))
         return
     if fmt is OutputFormat.csv:
-        render(metrics, fmt, columns=["metric", "value", "unit"])
+        rows = [
+            {**m, "value": sig(m["value"]) if isinstance(m["value"], Decimal) else m["value"]}
+            for m in metrics
+        ]
+        render(rows, fmt, columns=["metric", "value", "unit"])
         return
     table = Table(title=title)
     table.add_column("metric")

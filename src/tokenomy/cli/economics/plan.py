@@ -19,7 +19,7 @@ def _number(help_text: str) -> Any:
     return typer.Option(parser=parse_decimal, show_default=False, help=help_text)
 
 
-@with_factory_options(exclude=("rent_includes_power", "gpus", "input_cost_ratio"))
+@with_factory_options(exclude=("gpus",))
 def plan(
     factory: FactoryFlags,
     scenario: Annotated[
@@ -51,6 +51,13 @@ def plan(
         Decimal | None, _number("FLOPs route: dense peak TFLOP/s per GPU [default: from --gpu].")
     ] = None,
     gpus_per_server: Annotated[int, typer.Option(min=1, help="GPUs per server.")] = 8,
+    input_share: Annotated[
+        Decimal | None,
+        _number(
+            "Throughput route: the workload's share of input tokens (converts --throughput "
+            "as breakeven does) [default: the throughput's own mix]."
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Capacity from demand: GPUs (whole servers), MW, MWh/day, $/day, effective $/Mtok.
@@ -103,24 +110,29 @@ def plan(
                 tokens_per_task=tokens_per_task(tokens_per_task_),
                 peak_factor=peak_factor,
                 gpus_per_server=gpus_per_server,
+                input_share=input_share,
             )
     _emit_plan(fmt, result.to_dict(), result, None)
 
 
-def _plan_metrics(r: Any, suffix: str = "") -> list[dict[str, Any]]:
+def _plan_metrics(r: Any, suffix: str = "", at: str = "") -> list[dict[str, Any]]:
     return [
-        metric(f"gpus{suffix}", r.gpus, f"{r.profile.label} ({human(r.gpus_exact)} exact)"),
-        metric(f"servers{suffix}", r.servers, f"x {r.gpus_per_server} GPUs"),
-        metric(f"mw_it{suffix}", r.mw_it, "MW IT load"),
+        metric(f"gpus{suffix}", r.gpus, f"{r.profile.label} ({human(r.gpus_exact, 7)} exact){at}"),
+        metric(f"servers{suffix}", r.servers, f"x {r.gpus_per_server} GPUs{at}"),
+        metric(f"upfront_capex{suffix}", r.upfront_capex, f"USD (gpus x capex; 0 rented){at}"),
+        metric(f"mw_it{suffix}", r.mw_it, f"MW IT load{at}"),
         metric(
             f"mw_facility{suffix}",
             r.mw_facility,
-            f"MW at the meter (PUE {human(r.profile.pue, 4)})",
+            f"MW at the meter (PUE {human(r.profile.pue, 4)}){at}",
         ),
-        metric(f"mwh_per_day{suffix}", r.mwh_per_day, "MWh/day"),
-        metric(f"cost_per_day{suffix}", r.cost_per_day, "USD/day"),
-        metric(f"cost_per_year{suffix}", r.cost_per_year, "USD/year"),
-        metric(f"cost_per_mtok{suffix}", r.cost_per_mtok, "USD per million tokens (effective)"),
+        metric(f"mwh_per_day{suffix}", r.mwh_per_day, f"MWh/day{at}"),
+        metric(f"cost_per_day{suffix}", r.cost_per_day, f"USD/day{at}"),
+        metric(f"cost_per_month{suffix}", r.cost_per_month, f"USD/month (730 h){at}"),
+        metric(f"cost_per_year{suffix}", r.cost_per_year, f"USD/year{at}"),
+        metric(
+            f"cost_per_mtok{suffix}", r.cost_per_mtok, f"USD per million tokens (effective){at}"
+        ),
     ]
 
 
@@ -132,7 +144,9 @@ def _emit_plan(fmt: OutputFormat, data: dict[str, Any], result: Any, realistic: 
     ]
     notes = list(result.notes)
     if realistic is not None:
-        metrics += _plan_metrics(realistic, f" @ {human(realistic.profile.utilization * 100)}%")
+        metrics += _plan_metrics(
+            realistic, "_realistic", f" @ {human(realistic.profile.utilization * 100)}%"
+        )
         notes += realistic.notes
     emit(
         fmt,
