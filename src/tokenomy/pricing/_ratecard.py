@@ -205,6 +205,23 @@ class RateCard:
 
         This is the hot path: attribute reads and integer arithmetic only.
         """
+        total = self._scaled_total(u)
+        if total is None:
+            return None
+        scale = self._scale
+        return total if scale == 1 else _half_even_div(total, scale)
+
+    def exact_usd(self, u: Usage) -> Decimal | None:
+        """Cost of ``u`` in USD before rounding to nano-USD (for showing rates exactly)."""
+        total = self._scaled_total(u)
+        if total is None:
+            return None
+        with localcontext() as ctx:
+            ctx.prec = 60
+            return Decimal(total) / self._scale / NANOS_PER_USD
+
+    def _scaled_total(self, u: Usage) -> int | None:
+        """Cost of ``u`` in ``1/scale`` nano-USD (exact), or ``None`` when inconsistent."""
         i = u.input_tokens
         c = u.cached_tokens
         w = u.cache_write_tokens
@@ -236,8 +253,7 @@ class RateCard:
             if leaf < 0:
                 return None
             total += leaf * rate
-        scale = self._scale
-        return total if scale == 1 else _half_even_div(total, scale)
+        return total
 
     def leaf_problem(self, u: Usage) -> str:
         """Explain why :meth:`nanos` returned ``None`` for ``u`` (slow path, for messages)."""

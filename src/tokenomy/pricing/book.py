@@ -210,6 +210,20 @@ class PriceBook:
             return Priced(nanos, card.source, self._note(deployment, card.note))
         return Priced(nanos, card.source)
 
+    def card(
+        self,
+        deployment: Deployment,
+        ts_ms: int,
+        *,
+        price_context: Mapping[str, str] | None = None,
+    ) -> RateCard | None:
+        """The rate card that prices ``deployment`` at ``ts_ms`` (``None``: no usable price)."""
+        pricer = self._pricers.get(id(deployment))
+        if pricer is None or pricer.deployment is not deployment:
+            pricer = self._pricer(deployment)
+        card = pricer.card_at(ts_ms, price_context)
+        return None if card is None or card.problem else card
+
     def max_cost_nanos(
         self,
         deployment: Deployment,
