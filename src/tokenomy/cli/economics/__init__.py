@@ -11,12 +11,13 @@ import typer
 from tokenomy.cli.economics.breakeven import breakeven_cmd
 from tokenomy.cli.economics.factory import factory
 from tokenomy.cli.economics.forecast import forecast_cmd
+from tokenomy.cli.economics.measure import factory_group
 from tokenomy.cli.economics.plan import plan
 
 
 def register(app: typer.Typer) -> None:
     """Add ``factory``, ``plan``, ``breakeven`` and ``forecast`` to the main app."""
-    app.command("factory")(factory)
+    app.add_typer(factory_group(factory), name="factory")  # + `factory measure`
     app.command("plan")(plan)
     app.command("breakeven")(breakeven_cmd)
     app.command("forecast")(forecast_cmd)
