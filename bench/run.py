@@ -406,7 +406,11 @@ def write_results(
         "server binaries for the postgres rows, or `--no-postgres`).",
         "",
     ]
-    path.write_text("\n".join(lines))
+    # The generated part is the file's head; the sections below it (## ...) are written by
+    # other benchmarks and by hand, and are kept.
+    old = path.read_text() if path.exists() else ""
+    tail = old[old.index("\n## ") + 1 :] if "\n## " in old else ""
+    path.write_text("\n".join(lines) + ("\n" + tail if tail else ""))
     print("\n".join(lines))
 
 

@@ -116,10 +116,10 @@ def detect_format(path: Path, fmt: str | None) -> str:
     return "csv" if path.suffix.lower() == ".csv" else "jsonl"
 
 
-def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_rows(path: Path, file_format: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, fields)`` for every row of the file (blank JSON lines skipped)."""
     with path.open(encoding="utf-8", newline="") as fh:
-        if fmt == "csv":
+        if file_format == "csv":
             reader = csv.DictReader(fh)
             unknown = [f for f in reader.fieldnames or () if f not in IMPORT_FIELDS]
             if unknown:
