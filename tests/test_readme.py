@@ -27,7 +27,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
 
 
 def test_config_reference_is_a_valid_config() -> None:
-    block = README.split("```toml\n", 1)[1].split("```", 1)[0]
+    block = README.split("## Configuration", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     settings = parse_config(tomllib.loads(block), "README.md")
     (deployment,) = settings.models["gpt-4o"].deployments
     assert deployment.price == "ID" and deployment.provider.factory == "NAME"

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from tokenomy.admin.schema import ADMIN_MIGRATIONS
 from tokenomy.budgets.schema import BUDGET_MIGRATIONS
+from tokenomy.dashboard.schema import DASHBOARD_MIGRATIONS
 from tokenomy.ledger import open_store
 from tokenomy.ledger.schema import LEDGER_MIGRATIONS
 from tokenomy.ledger.store import Store
 from tokenomy.sql import MigrationSet
+from tokenomy.tasks.schema import TASK_MIGRATIONS
 
 # After the ledger's own set, which ``open_store`` always applies first.
-COMPONENT_MIGRATIONS: tuple[MigrationSet, ...] = (BUDGET_MIGRATIONS, ADMIN_MIGRATIONS)
+COMPONENT_MIGRATIONS: tuple[MigrationSet, ...] = (
+    BUDGET_MIGRATIONS,
+    ADMIN_MIGRATIONS,
+    DASHBOARD_MIGRATIONS,  # sign-in sessions; after admin (they name admin keys)
+    TASK_MIGRATIONS,  # outcomes, shredder findings, per-task cap accounting
+)
 ALL_MIGRATIONS: tuple[MigrationSet, ...] = (LEDGER_MIGRATIONS, *COMPONENT_MIGRATIONS)
 
 

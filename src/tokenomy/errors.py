@@ -3,9 +3,11 @@
 TokenomyError
 ├── ConfigError                 (start-up: file, key, problem)
 ├── LedgerError                 (storage problems)
+├── LocalModelError             (tokenomy local: model, tokenizer or engine missing)
 └── RequestError                (answered to a client, in its own wire format)
     ├── AuthenticationError     401 invalid_api_key
     ├── PermissionDenied        403 permission_denied
+    ├── DataPolicyRefused       403 data_policy (no allowed deployment for the data class)
     ├── InvalidRequest          400 invalid_request_error
     ├── ModelNotFound           404 model_not_found
     ├── NotFound                404 not_found
@@ -17,6 +19,7 @@ TokenomyError
     ├── ClientDisconnected      499 client_disconnected (the client left mid-upload)
     ├── BudgetExceeded          429 budget_exceeded
     ├── RateLimited             429 rate_limited
+    ├── TaskCapExceeded         429 task_cap_exceeded (a per-task cap; not retried)
     └── UpstreamError           upstream status (or 502) upstream_error
         ├── UpstreamUnavailable 502 upstream_unavailable
         └── UpstreamTimeout     504 upstream_timeout
@@ -220,3 +223,29 @@ class Conflict(RequestError):
     larger than the giving budget's headroom)."""
 
     status, code = 409, "conflict"
+
+
+class TaskCapExceeded(RequestError):
+    """A task reached one of its per-task caps (``[tasks]`` in the config).
+
+    Retrying cannot help, so the answer tells the SDKs not to (``x-should-retry``).
+    """
+
+    status, code = 429, "task_cap_exceeded"
+    openai_type, anthropic_type = "task_cap_exceeded", "rate_limit_error"
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, headers={"x-should-retry": "false"}, **kw)
+
+
+class LocalModelError(TokenomyError):
+    """The local lane cannot start or count: no such GGUF file or model package, an
+    unsupported tokenizer, or the llama.cpp engine (``tokenomy[local]``) is not installed."""
+
+
+class DataPolicyRefused(RequestError):
+    """The request's data class may not go to any deployment that could serve it (the
+    ``[policy]`` section); it was sent nowhere. The message names the class and why."""
+
+    status, code = 403, "data_policy"
+    openai_type, anthropic_type = "data_policy", "data_policy"

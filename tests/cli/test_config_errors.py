@@ -185,11 +185,14 @@ def test_key_in_brackets_is_reported_verbatim(tmp_path: Path) -> None:
 def test_sample_config_loads_and_every_model_resolves() -> None:
     settings = load_config(SAMPLE)
     assert set(settings.models) == {
+        "simulated",
+        "simulated-fast",
         "gpt-4o",
         "gpt-4o-mini",
         "claude-sonnet-4",
         "deepseek-chat",
         "local-llama",
+        "coder",
     }
     assert settings.gateway.host == "127.0.0.1" and settings.gateway.port == 8080
     assert settings.gateway.max_body_bytes == 20_971_520

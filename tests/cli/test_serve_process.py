@@ -347,12 +347,22 @@ async def test_sample_config_starts_and_serves_its_models(tmp_path: Path) -> Non
             base_url=gw.url + "/v1", api_key=secret, max_retries=0
         ) as client:
             models = [m.id async for m in client.models.list()]
+        # The default model is the built-in simulated factory: a real answer, no upstream key
+        # (the SDK's default retries ride out the sample's 1% injected failures).
+        async with openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=secret) as client:
+            hello = await client.chat.completions.create(
+                model="simulated", messages=[{"role": "user", "content": "hi"}]
+            )
+        assert hello.usage is not None and hello.usage.completion_tokens == 150
         assert models == [
+            "simulated",
+            "simulated-fast",
             "gpt-4o",
             "gpt-4o-mini",
             "claude-sonnet-4",
             "deepseek-chat",
             "local-llama",
+            "coder",
         ]
         assert await gw.stop() == 0
     assert f"tokenomy gateway on http://127.0.0.1:{port}" in gw.out.read_text()

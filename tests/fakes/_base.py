@@ -36,8 +36,9 @@ __all__ = [
     "unused_port",
 ]
 
-_DURATION = re.compile(r"^(slow|stall)-(\d+(?:\.\d+)?)(ms|s)$")
+_DURATION = re.compile(r"^(slow|stall|hang)-(\d+(?:\.\d+)?)(ms|s)$")
 _ERROR = re.compile(r"^error-(\d{3})$")
+_RETRY_AFTER = re.compile(r"^retry-after-(\d+)$")
 _FLAGS = {
     "drop-mid-stream",
     "error-mid-stream",
@@ -47,6 +48,12 @@ _FLAGS = {
     "tool-call",
     "no-final-blank-line",
     "echo-key",
+    "fail-before-content",
+    "end-before-content",
+    "garbage",
+    "non-stream-body",
+    "context-length",
+    "content-policy",
 }
 
 
@@ -67,6 +74,14 @@ class Scenario:
         ``no-final-blank-line``: the stream's last event lacks its closing blank line.
         ``echo-key``: a 401 whose message echoes the request's API key, whole and masked
             (with ``error-mid-stream``: the in-stream error echoes it instead).
+        ``retry-after-<n>``: error responses carry ``retry-after: <n>``.
+        ``hang-<n>s``: a stream sends its first (start-up) event, then nothing for n s.
+        ``fail-before-content``: a stream sends its first event, then an in-stream error.
+        ``end-before-content``: a stream sends its first event, then ends.
+        ``garbage``: 200 with a body that is neither JSON nor SSE.
+        ``non-stream-body``: a stream request answered with a JSON body.
+        ``context-length``: 400 with the provider's "prompt too long" error.
+        ``content-policy``: 400 with the provider's content policy refusal.
     """
 
     names: tuple[str, ...] = ()
@@ -74,12 +89,15 @@ class Scenario:
     slow_s: float = 0.0
     stall_s: float = 0.0
     flags: frozenset[str] = frozenset()
+    retry_after: int | None = None
+    hang_s: float = 0.0
 
     @classmethod
     def parse(cls, names: Iterable[str]) -> Scenario:
         """Build a scenario from names (``ValueError`` on an unknown name)."""
         kept: list[str] = []
-        error_status, slow, stall = None, 0.0, 0.0
+        error_status, slow, stall, hang = None, 0.0, 0.0, 0.0
+        retry_after: int | None = None
         flags: set[str] = set()
         for raw in names:
             for name in raw.split("+"):
@@ -93,13 +111,17 @@ class Scenario:
                     secs = float(m.group(2)) / (1000.0 if m.group(3) == "ms" else 1.0)
                     if m.group(1) == "slow":
                         slow = secs
+                    elif m.group(1) == "hang":
+                        hang = secs
                     else:
                         stall = secs
+                elif m := _RETRY_AFTER.match(name):
+                    retry_after = int(m.group(1))
                 elif name in _FLAGS:
                     flags.add(name)
                 else:
                     raise ValueError(f"unknown fake scenario {name!r}")
-        return cls(tuple(kept), error_status, slow, stall, frozenset(flags))
+        return cls(tuple(kept), error_status, slow, stall, frozenset(flags), retry_after, hang)
 
     def has(self, flag: str) -> bool:
         """True if the flag scenario ``flag`` is selected."""
@@ -167,6 +189,7 @@ class RecordedRequest:
     body: bytes
     json: Any = None
     scenario: Scenario = field(default_factory=Scenario)
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic clock)
 
 
 def refused_url(path: str = "/v1") -> str:
@@ -356,7 +379,21 @@ class FakeServer:
         if denied is not None:
             return denied
         if scn.error_status is not None:
-            return self.error_response(scn.error_status)
+            resp = self.error_response(scn.error_status)
+            if scn.retry_after is not None:
+                resp.headers["retry-after"] = str(scn.retry_after)
+            return resp
+        if scn.has("context-length"):
+            return self.error_response(400, self.context_length_message)
+        if scn.has("content-policy"):
+            return self.error_response(400, self.content_policy_message)
+        if scn.has("garbage"):
+            return web.Response(
+                body=b"<html><body>502 Bad Gateway</body></html>\n",
+                content_type="text/event-stream" if _streams(rec) else "application/json",
+            )
+        if scn.has("non-stream-body") and _streams(rec):
+            return web.json_response({"id": "not-a-stream", "object": "chat.completion"})
         if scn.has("echo-key") and not scn.has("error-mid-stream"):
             return self.error_response(401, self.echo_key_message(request))
         return await fn(request, rec)
@@ -381,6 +418,15 @@ class FakeServer:
     def error_headers(self) -> dict[str, str]:
         """Headers sent with every error (request id)."""
         return {}
+
+    # The providers' own wording (routing detects them).
+    context_length_message = (
+        "This model's maximum context length is 128000 tokens. However, your messages "
+        "resulted in 200000 tokens. Please reduce the length of the messages."
+    )
+    content_policy_message = (
+        "Your request was rejected as a result of our safety system (content_policy)."
+    )
 
     def stream_error_event(self, message: str) -> bytes:
         """The provider's in-stream error event carrying ``message``."""
@@ -457,7 +503,13 @@ class FakeServer:
             events = [*events[:half], error_event]
         if scn.has("no-final-blank-line") and events and events[-1].endswith(b"\n\n"):
             events = [*events[:-1], events[-1][:-2]]
+        if scn.has("fail-before-content") and error_event is not None:
+            events = [events[0], error_event]
+        if scn.has("end-before-content"):
+            events = events[:1]
         for i, ev in enumerate(events):
+            if i == 1 and scn.hang_s:
+                await asyncio.sleep(scn.hang_s)
             if i == half:
                 if scn.stall_s:
                     await asyncio.sleep(scn.stall_s)
@@ -541,3 +593,7 @@ def _collect(value: Any, out: list[str]) -> None:
         for key in ("text", "content", "input_text", "output", "thinking"):
             if key in value:
                 _collect(value[key], out)
+
+
+def _streams(rec: RecordedRequest) -> bool:
+    return isinstance(rec.json, dict) and rec.json.get("stream") is True

@@ -65,6 +65,8 @@ class FakeAnthropic(FakeServer):
     """
 
     provider = "anthropic"
+    context_length_message = "prompt is too long: 208310 tokens > 200000 maximum"
+    content_policy_message = "Output blocked by content filtering policy"
 
     def __init__(self, *, models: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

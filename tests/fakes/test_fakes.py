@@ -503,6 +503,42 @@ def test_unknown_scenario_is_an_error() -> None:
     assert Scenario.parse(["error-429+no-usage", ""]).names == ("error-429", "no-usage")
 
 
+async def test_routing_scenarios_and_the_request_log(
+    oai: tuple[FakeOpenAI, openai.AsyncOpenAI],
+) -> None:
+    """The faults routing tests rely on, and the log each fake keeps (bodies, times)."""
+    up, _ = oai
+    url, h = up.base_url + "/chat/completions", {"Authorization": "Bearer sk-test"}
+    body: dict[str, Any] = {"model": "gpt-4o", "messages": MESSAGES}
+    up.next_scenario.append("error-503+retry-after-7")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json=body, headers=h) as r:
+            assert r.status == 503 and r.headers["retry-after"] == "7"
+        faults = (("context-length", "maximum context length"), ("content-policy", "safety"))
+        for name, needle in faults:
+            async with s.post(url, json={**body, "model": f"fake-{name}"}, headers=h) as r:
+                assert r.status == 400 and needle in (await r.json())["error"]["message"]
+        stream = {**body, "stream": True}
+        failing = {**stream, "model": "fake-fail-before-content"}
+        async with s.post(url, json=failing, headers=h) as r:
+            events = (await r.read()).split(b"\n\n")
+            assert b'"role":"assistant"' in events[0] and b'"error"' in events[1]
+        async with s.post(url, json={**stream, "model": "fake-end-before-content"}, headers=h) as r:
+            assert (await r.read()).count(b"data:") == 1
+        async with s.post(url, json={**stream, "model": "fake-non-stream-body"}, headers=h) as r:
+            assert r.content_type == "application/json"
+        async with s.post(url, json={**stream, "model": "fake-garbage"}, headers=h) as r:
+            assert b"data:" not in await r.read()
+        started = asyncio.get_running_loop().time()
+        async with s.post(url, json={**stream, "model": "fake-hang-300ms"}, headers=h) as r:
+            first = await r.content.readany()
+            assert b'"role":"assistant"' in first and b"[DONE]" not in first
+            await r.read()
+        assert asyncio.get_running_loop().time() - started >= 0.3
+    assert [r.json["model"] for r in up.requests][:2] == ["gpt-4o", "fake-context-length"]
+    assert all(a.at <= b.at for a, b in zip(up.requests, up.requests[1:], strict=False))
+
+
 # ============================================================== Anthropic: messages
 
 

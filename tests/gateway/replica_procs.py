@@ -51,11 +51,14 @@ def _toml(cfg: dict[str, Any], journal: Path) -> str:
 
 @contextmanager
 def serve(
-    db_urls: list[str], upstream: str, tmp: Path, env: dict[str, str]
+    db_urls: list[str], upstream: str, tmp: Path, env: dict[str, str], extra_toml: str = ""
 ) -> Iterator[list[Replica]]:
-    """One gateway process per database URL; SIGTERM (and a clean exit) on leaving."""
+    """One gateway process per database URL; SIGTERM (and a clean exit) on leaving.
+
+    ``extra_toml``: more config tables, appended as they are (e.g. ``[tasks]``).
+    """
     cfg_path = tmp / "replica.toml"
-    cfg_path.write_text(_toml(budget_config(upstream), tmp / "journal"))
+    cfg_path.write_text(_toml(budget_config(upstream), tmp / "journal") + "\n" + extra_toml)
     full_env = {**os.environ, "FAKE_OPENAI_KEY": "sk-upstream-openai", **env}
     replicas = []
     for i, db in enumerate(db_urls):

@@ -456,6 +456,23 @@ class AdminApi:
         )
         return _json({"data": rows})
 
+    # -- live traffic (tokenomy.observe.live) ---------------------------------------------
+    @_admin
+    async def live_stats(self, request: web.Request, who: AdminPrincipal) -> web.StreamResponse:
+        from tokenomy.observe.live import LIVE_KEY, LiveStats
+
+        text = request.query.get("window", "10")
+        if not _LIMIT.fullmatch(text) or not 1 <= int(text) <= 59:
+            raise InvalidRequest(
+                f"window must be a whole number of seconds 1-59, got {text[:20]!r}",
+                param="window",
+            )
+        live = request.config_dict.get(LIVE_KEY) or LiveStats()  # no gateway: no traffic
+        if who.is_global:
+            return _json(live.snapshot(int(text)))
+        own = access.usage_filters(who, {})  # the team admin's org and team
+        return _json(live.snapshot(int(text), org=own["org"], team=own["team"]))
+
 
 def routes(api: AdminApi) -> list[web.RouteDef]:
     """Path (under ``PREFIX``) → handler, and nothing else (``openapi.OPERATIONS``
@@ -475,6 +492,7 @@ def routes(api: AdminApi) -> list[web.RouteDef]:
         "/limits": {"GET": api.list_limits, "PUT": api.set_limits},
         "/limits/{scope}": {"DELETE": api.delete_limits},
         "/usage": {"GET": api.usage},
+        "/stats/live": {"GET": api.live_stats},
     }
     out: list[web.RouteDef] = []
     for path, methods in table.items():

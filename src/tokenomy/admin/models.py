@@ -348,6 +348,11 @@ class UsageRowOut(_Out):
     status: int | None = None
     error_kind: str | None = None
     endpoint: str | None = None
+    deployment: str | None = None
+    region: str | None = None
+    data_class: str | None = None
+    fallback_reason: str | None = None
+    parent_task: str | None = None
     day: str | None = None
     requests: int
     input_tokens: int
@@ -362,6 +367,42 @@ class UsageRowOut(_Out):
 
 class UsageReport(_Out):
     data: list[UsageRowOut]
+
+
+class LiveRatesOut(_Out):
+    """Calls over the window, and their rates (``tokenomy.observe.live``)."""
+
+    name: str | None = None  # in a top list: the team, agent or model
+    requests: int
+    errors: int
+    tokens: int
+    cost_usd: str = Field(description="Exact decimal string.")
+    requests_per_s: float
+    tokens_per_s: float
+    cost_usd_per_hour: str = Field(description="Exact decimal string.")
+    error_rate: float
+
+
+class LiveTopOut(_Out):
+    teams: list[LiveRatesOut]
+    agents: list[LiveRatesOut]
+    models: list[LiveRatesOut]
+
+
+class LiveProcessOut(_Out):
+    pid: int
+    started_ms: int
+
+
+class LiveStatsOut(LiveRatesOut):
+    """This gateway process's traffic over the last ``window_s`` seconds."""
+
+    window_s: int
+    now_ms: int
+    process: LiveProcessOut
+    p50_ms: float | None
+    p99_ms: float | None
+    top: LiveTopOut
 
 
 class ErrorDetail(_Out):
@@ -392,5 +433,6 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     DeletedOut,
     AuditList,
     UsageReport,
+    LiveStatsOut,
     ErrorOut,
 )

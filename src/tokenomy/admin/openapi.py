@@ -251,6 +251,23 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        f"{PREFIX}/stats/live",
+        "liveStats",
+        "Requests, tokens, spend and errors per second of this gateway process over the last "
+        "seconds, with the top teams, agents and models (what `tokenomy top` shows)." + _TEAM_NOTE,
+        "usage",
+        m.LiveStatsOut,
+        params=(
+            Param(
+                "window",
+                "query",
+                "Seconds to average over, 1-59 (default 10).",
+                {"type": "string", "pattern": "^([1-9]|[1-5][0-9])$"},
+            ),
+        ),
+    ),
+    Operation(
+        "get",
         f"{PREFIX}/usage",
         "usageReport",
         "Token usage and exact cost from the ledger, grouped. A team admin's report is "

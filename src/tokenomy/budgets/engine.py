@@ -539,5 +539,21 @@ class BudgetEngine:
                     await self.alerts.fire(b, threshold, t.spent_seen, t.period_start, t.period_end)
 
     # -- introspection -------------------------------------------------------------------
+    def spent_share(self, budgets: list[Budget]) -> float:
+        """The largest share of its limit any USD or token budget among ``budgets`` has used
+        this period, as far as this process knows (spent when last read, plus settled spend
+        not yet flushed, plus reservations in flight); 0 for one not used yet. Routing's
+        budget-aware downgrade compares it with a model's ``downgrade.at_share``."""
+        share = 0.0
+        for b in budgets:
+            if b.kind == RATE_LIMIT or b.unit not in ("usd", "tokens"):
+                continue
+            t = self._current.get(b.id)
+            limit = t.limit_seen if t is not None and t.limit_seen > 0 else b.limit
+            if t is None or limit <= 0:
+                continue
+            share = max(share, (t.spent_seen + t.pending + t.reserved) / limit)
+        return share
+
     def local_reserved(self) -> int:
         return sum(t.reserved for t in (*self._trackers.values(), *self._draining))

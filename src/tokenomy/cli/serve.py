@@ -28,6 +28,14 @@ def serve(
     ] = None,
     db: DbOption = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    access_log: Annotated[
+        str | None,
+        typer.Option(
+            "--access-log",
+            metavar="FILE|-",
+            help="Write one JSON line per request to FILE (appended) or - (standard output).",
+        ),
+    ] = None,
 ) -> None:
     """Run the OpenAI/Anthropic-compatible gateway.
 
@@ -49,7 +57,7 @@ def serve(
         settings = load_config(config)
         db_url = settings.db_url(db)
         register_db_url(db_url)  # its password is scrubbed from every line printed
-        application = build_app(settings, db_url)
+        application = build_app(settings, db_url, access_log=access_log)
     except (ConfigError, LedgerError) as exc:
         raise fail(scrub(str(exc))) from exc
     bind_host = host or settings.gateway.host

@@ -31,7 +31,8 @@ def usage(
         str | None,
         typer.Option(
             help="Group by a comma list of org, team, user, key, agent, task, step, model, "
-            "provider, location, day (also status, error_kind, endpoint)."
+            "provider, location, deployment, region, data_class, day (also status, "
+            "error_kind, endpoint, fallback_reason, parent_task)."
         ),
     ] = None,
     where: Annotated[

@@ -10,11 +10,12 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from tokenomy.admin import setup_admin
+from tokenomy.admin import authenticate, setup_admin
 from tokenomy.budgets.alerts import AlertSink
 from tokenomy.budgets.engine import BudgetEngine
 from tokenomy.config import Settings
 from tokenomy.credentials import api_key
+from tokenomy.dashboard.web import setup_dashboard
 from tokenomy.database import open_database
 from tokenomy.economics import factory_token_prices
 from tokenomy.errors import LedgerError, NotFound, RequestError
@@ -22,14 +23,18 @@ from tokenomy.gateway import routes
 from tokenomy.gateway.auth import KeyCache
 from tokenomy.gateway.connections import GUARD_KEY, ConnectionGuard
 from tokenomy.gateway.health import health as health_check
+from tokenomy.gateway.outcomes import routes as task_routes
 from tokenomy.gateway.proxy import Gateway
 from tokenomy.gateway.wire_errors import ANTHROPIC, OPENAI, error_response
 from tokenomy.ledger.postgres import PostgresStore
 from tokenomy.ledger.store import Store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.metering import tokenizer
+from tokenomy.observe import prepare as prepare_observers
 from tokenomy.pricing import PriceBook
 from tokenomy.redact import mask_url, register_settings
+from tokenomy.simulated import attach as attach_simulated
+from tokenomy.tasks.office import TaskOffice
 from tokenomy.wire import Endpoint, Wire
 
 log = logging.getLogger("tokenomy.gateway")
@@ -72,20 +77,28 @@ def _open_store(db_url: str) -> Store:
     return store
 
 
-def build_app(settings: Settings, db_url: str) -> web.Application:
-    """The gateway as an aiohttp app; resources open on startup and drain on cleanup."""
+def build_app(settings: Settings, db_url: str, *, access_log: str | None = None) -> web.Application:
+    """The gateway as an aiohttp app; resources open on startup and drain on cleanup.
+
+    ``access_log``: a file (or ``-``, standard output) for one JSON line per request.
+    """
+    # Simulated providers get the loopback URL of the built-in factory (served below).
+    settings, simulated = attach_simulated(settings)
     register_settings(settings, db_url)  # scrubbed from upstream errors, logs, /health
     guard = ConnectionGuard.from_settings(settings.gateway)
     # Bodies are read, inflated and size-checked by the gateway itself (bodies.py: 413 in
     # the client's format, a bomb never inflated past the limit, the rest never inflated).
     # keepalive_timeout here reaches any runner; the header and body timeouts and the
     # connection cap need connections.GatewayRunner (used by `tokenomy serve`).
+    # Observers (metrics, traces, access log) may add aiohttp's response hook.
+    observed = prepare_observers(settings, access_log=access_log)
     app = web.Application(
         client_max_size=1 << 62,
         handler_args={
             "max_field_size": 65536,
             "keepalive_timeout": guard.keepalive_timeout_s,
             "auto_decompress": False,
+            **observed.handler_args,
         },
     )
     app[GUARD_KEY] = guard
@@ -119,7 +132,13 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
     )
     app[GATEWAY_KEY] = gateway
     app[STORE_KEY] = store
+    # Per-task caps, the token shredder and POST /v1/tasks/{id}/outcome (tokenomy.tasks).
+    tasks = gateway.tasks = TaskOffice(store, settings, gateway.prices, budgets.alerts)
+    app.add_routes(task_routes(keys, store, tasks))
     setup_admin(app, store, settings)
+    setup_dashboard(app, store, settings)  # /dashboard: reads rollups, never raw events
+    # /metrics, traces, access log, live stats (before the catch-all route below).
+    observed.install(app, gateway, store, budgets, admin_auth=authenticate)
 
     async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         return await gateway.handle(request, endpoint)
@@ -130,7 +149,8 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
             await keys.authenticate(api_key(request.headers))
         except RequestError as err:
             return error_response(wire, err, {})
-        data = wire.models(list(settings.models))
+        # Glob names ("claude-*") are not ids a client can list; aliases are not listed.
+        data = wire.models([n for n, m in settings.models.items() if not m.pattern])
         return web.Response(body=orjson.dumps(data), content_type="application/json")
 
     async def health(request: web.Request) -> web.StreamResponse:
@@ -175,11 +195,23 @@ def build_app(settings: Settings, db_url: str) -> web.Application:
         await gateway.start()
         # The offline tokenizer loads in ~0.5 s; do it now, off the loop, not on first use.
         asyncio.get_running_loop().run_in_executor(None, tokenizer.warm_up)
+        if settings.policy.active:  # the data-class detectors' libraries (~0.1 s), likewise
+            from tokenomy.sovereignty import warm_up
+
+            asyncio.get_running_loop().run_in_executor(None, warm_up)
         log.info("ledger %s; %d models", mask_url(db_url), len(settings.models))
         yield
         await gateway.close()
 
     app.cleanup_ctx.extend((databases, ledger_writer, key_cache, budget_engine, upstreams))
+
+    async def task_office(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await tasks.close()  # queued cap settlements and findings, before the databases
+
+    app.cleanup_ctx.append(task_office)
+    if simulated is not None:  # the built-in simulated token factory (tokenomy.simulated)
+        app.cleanup_ctx.append(simulated.serve)
     return app
 
 

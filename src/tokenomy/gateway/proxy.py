@@ -1,17 +1,21 @@
-"""The request path: auth → parse → resolve model → forward → meter → price → record.
+"""The request path: auth → parse → classify → route → reserve → forward → meter → price → record.
 
 One ``Gateway`` object holds what every request needs (settings, key cache, price book,
-ledger writer, HTTP session). ``handle`` runs one request end to end; whatever happens,
-exactly one usage event is recorded for it.
+ledger writer, HTTP session, router). ``handle`` runs one request end to end; whatever
+happens, exactly one usage event is recorded for it. ``_forward`` makes the attempts of
+the request's routing plan (``tokenomy.routing``; docs/routing.md): each attempt on one
+deployment, with its own bridge, a stream held until its first content event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +25,12 @@ from aiohttp import web
 
 from tokenomy import clock
 from tokenomy.budgets.engine import BudgetEngine, Demand, Reservation
-from tokenomy.config import Deployment, Settings
+from tokenomy.budgets.model import Budget
+from tokenomy.config import Deployment, Model, Settings
 from tokenomy.credentials import api_key
 from tokenomy.errors import (
+    BudgetExceeded,
+    DataPolicyRefused,
     InternalError,
     InvalidRequest,
     ModelNotFound,
@@ -36,6 +43,7 @@ from tokenomy.events import Step, Usage, UsageEvent
 from tokenomy.gateway.auth import KeyCache
 from tokenomy.gateway.bodies import read_body
 from tokenomy.gateway.requests import FORWARDED_HEADERS, check_body_depth, header_text
+from tokenomy.gateway.task_headers import task_headers
 from tokenomy.gateway.wire_errors import (
     error_response,
     http_status,
@@ -43,10 +51,15 @@ from tokenomy.gateway.wire_errors import (
     upstream_stream_error,
 )
 from tokenomy.ledger.writer import LedgerWriter, ledger_unavailable
+from tokenomy.local.metering import offline_counts
 from tokenomy.metering.stream import SSEParser
 from tokenomy.metering.tokenizer import complete_usage
 from tokenomy.money import nanos_str
+from tokenomy.observe import Observers
 from tokenomy.pricing import PriceBook
+from tokenomy.routing import retry
+from tokenomy.routing.router import Plan, Router
+from tokenomy.tasks.office import TaskOffice
 from tokenomy.wire import WIRES, Bridge, Endpoint, Relay, served_paths
 from tokenomy.wire import bridge as bridge_for
 from tokenomy.wire.base import DEFAULT_OUTPUT_CAP, MAX_TEXT_CHARS
@@ -55,6 +68,12 @@ log = logging.getLogger("tokenomy.gateway")
 
 REQUEST_ID_HEADER = "x-tokenomy-request-id"
 COST_HEADER = "x-tokenomy-cost-usd"
+DEPLOYMENT_HEADER = "x-tokenomy-deployment"
+LOCATION_HEADER = "x-tokenomy-location"
+ATTEMPTS_HEADER = "x-tokenomy-attempts"
+FALLBACK_HEADER = "x-tokenomy-fallback-reason"
+# Bodies larger than this are classified off the event loop.
+_CLASSIFY_INLINE_BYTES = 32_768
 _STEPS = frozenset(s.value for s in Step)
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the connection"
 
@@ -69,12 +88,22 @@ class Call:
     body: dict[str, Any] | None = None
     body_bytes: int = 0
     deployment: Deployment | None = None
-    bridge: Bridge | None = None  # chosen once, with the deployment
+    bridge: Bridge | None = None  # chosen with the deployment, again for each attempt
     reservation: Reservation | None = None
     recorded: bool = False
     # The reservation's worst case (input tokens, output tokens, cost): journaled as the
     # call starts, and charged if the process dies before the call ends.
     worst: tuple[int, int, int | None] | None = None
+    model: Model | None = None  # the configured model serving (after aliases, fallbacks)
+    plan: Plan | None = None
+    allowed: Any = None  # the data policy's filter of deployments (None: no policy)
+    verdict: Any = None  # the data policy's verdict (tokenomy.sovereignty.Verdict)
+    refusals: dict[str, str | None] | None = None  # per provider: why not (None: allowed)
+    begun: bool = False  # the start record is journaled once per request
+    attempt_started: float = 0.0
+    budgets: list[Budget] | None = None  # the budgets reserved on (for re-reservations)
+    committed_at: float = 0.0  # a stream's first content event (perf_counter)
+    response_id: str = ""  # the upstream's response id (Responses stickiness)
 
 
 def _request_id(now_ms: int) -> str:
@@ -97,6 +126,13 @@ class Gateway:
         self.prices = prices
         self.writer = writer
         self.budgets = budgets
+        self.tasks: TaskOffice | None = None  # per-task caps and the shredder (build_app)
+        self.observers = Observers()  # metrics, traces, access log: set by observe.install
+        self.router = Router(settings, prices)
+        self.policy: Any = getattr(settings, "policy", None)  # [policy] (tokenomy.sovereignty)
+        self._classify: Callable[..., Any] | None = None
+        if self.policy is not None and getattr(self.policy, "active", True):
+            self._classify = importlib.import_module("tokenomy.sovereignty").classify
         self.max_body = settings.gateway.max_body_bytes
         self.session: aiohttp.ClientSession | None = None
         g = settings.gateway
@@ -110,7 +146,10 @@ class Gateway:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            connector=connector,
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+            response_class=self.observers.response_class,  # observe: upstream waits
         )
 
     async def close(self) -> None:
@@ -140,12 +179,12 @@ class Gateway:
                 raise ledger_unavailable()
             if self.budgets.active:
                 await self._reserve(call)
+            if self.tasks is not None and call.event.task:  # per-task caps, fingerprints
+                await self.tasks.admit(call)
             assert call.bridge is not None  # set by _admit
             if not call.bridge.forwards:
                 return await self._answer(call, headers)
-            if call.event.stream:
-                return await self._stream(request, call, headers)
-            return await self._unary(request, call, headers)
+            return await self._forward(request, call, headers)
         except RequestError as err:
             return self._fail(call, err, headers)
         except Exception as exc:  # a bug: answer and record it, never lose the event
@@ -163,6 +202,7 @@ class Gateway:
 
     def _fail(self, call: Call, err: RequestError, headers: dict[str, str]) -> web.Response:
         ev = call.event
+        _route_headers(ev, headers)
         ev.error_kind = err.error_kind
         ev.error_message = err.message[:1000]
         if ev.cost_nanos is None:
@@ -189,7 +229,7 @@ class Gateway:
         # Everything the event records is checked before the upstream is called: once it
         # has answered, nothing may keep the call from the ledger (see requests.py).
         ev.agent = header_text(h, "X-Tokenomy-Agent")
-        ev.task = header_text(h, "X-Tokenomy-Task")
+        ev.task, ev.parent_task = task_headers(h)  # and its aliases (tokenomy.tasks)
         for name in FORWARDED_HEADERS:
             header_text(h, name, None)
         step = h.get("x-tokenomy-step", "").lower()
@@ -208,28 +248,94 @@ class Gateway:
         ev.model = model
         ev.stream = body.get("stream") is True
         endpoint.wire.record_caller(body, ev)
-        cfg = self.settings.models.get(model)
-        if cfg is None:
+        resolved = self.router.resolve(model)
+        if resolved is None:
             raise ModelNotFound(
                 f"The model {model!r} does not exist or is not configured on "
                 "this gateway. GET /v1/models lists the available models.",
                 param="model",
             )
-        dep = cfg.deployments[0]
-        call.deployment = dep
-        ev.provider, ev.upstream_model, ev.location = (
-            dep.provider.name,
-            dep.model,
-            dep.provider.location,
-        )
+        cfg, matched = resolved
         call.body = body
-        call.bridge = bridge_for(endpoint, dep.provider.kind)
-        if call.bridge is None:
-            upstream = WIRES[dep.provider.kind]
-            raise InvalidRequest(
-                f"The {endpoint.name} endpoint cannot be served by the {upstream.title} "
-                f"deployment of model {model!r}; it serves {', '.join(served_paths(upstream))}."
+        call.model = cfg
+        if self._classify is not None:
+            await self._classify_data(request, call)
+        elif "x-tokenomy-data-class" in request.headers:  # no policy: the label is recorded
+            sovereignty = importlib.import_module("tokenomy.sovereignty")
+            ev.data_class = sovereignty.parse_header(request.headers["x-tokenomy-data-class"])
+        prev = body.get("previous_response_id")
+        deps = self.router.candidates(
+            cfg,
+            model,
+            matched,
+            endpoint,
+            task=ev.task,
+            previous_response_id=prev if isinstance(prev, str) else "",
+            allowed=call.allowed,
+        )
+        if not deps:
+            self._unroutable(call, cfg, model, matched)
+        plan = call.plan = Plan(self.router, cfg, deps)
+        dep = plan.first(time.monotonic())
+        if dep is None:
+            raise UpstreamUnavailable(
+                f"Every deployment of model {model!r} is failing (circuit breakers open); "
+                "retry later.",
+                headers={"retry-after": "5"},
             )
+        self._use(call, dep)
+
+    def _use(self, call: Call, dep: Deployment) -> None:
+        """Make ``dep`` the deployment of the next attempt (its bridge, the event's fields)."""
+        call.deployment = dep
+        call.bridge = bridge_for(call.endpoint, dep.provider.kind)
+        ev, p = call.event, dep.provider
+        ev.provider, ev.upstream_model, ev.location, ev.region, ev.deployment = (
+            p.name,
+            dep.model,
+            p.location,
+            p.region,
+            dep.name,
+        )
+
+    async def _classify_data(self, request: web.Request, call: Call) -> None:
+        """The request's data class, and the data policy's filter of deployments."""
+        assert self._classify is not None and call.body is not None
+        ev, policy = call.event, self.policy
+        header = request.headers.get("x-tokenomy-data-class")
+        args = (call.endpoint, call.body, header, policy)
+        if call.body_bytes > _CLASSIFY_INLINE_BYTES:  # a long prompt: off the event loop
+            verdict = await asyncio.to_thread(self._classify, *args)
+        else:
+            verdict = self._classify(*args)
+        ev.data_class = verdict.data_class
+        refusals: dict[str, str | None] = {}
+        org, team = ev.org, ev.team
+
+        def allowed(dep: Deployment) -> bool:
+            name = dep.provider.name
+            if name not in refusals:
+                refusals[name] = policy.refusal(verdict, dep.provider, org, team)
+            return refusals[name] is None
+
+        call.verdict, call.refusals, call.allowed = verdict, refusals, allowed
+
+    def _unroutable(self, call: Call, cfg: Model, model: str, matched: str) -> None:
+        """Raise why no deployment of ``cfg`` can serve this request."""
+        endpoint = call.endpoint
+        if call.allowed is not None and self.router.candidates(cfg, model, matched, endpoint):
+            verdict, refusals = call.verdict, call.refusals or {}
+            why = "; ".join(f"{p}: {r}" for p, r in refusals.items() if r)
+            raise DataPolicyRefused(
+                f"Data class {verdict.data_class!r} ({verdict.reason}) may not be sent to any "
+                f"deployment of model {model!r}: {why or 'no deployment is allowed'}. "
+                "It was sent nowhere."
+            )
+        upstream = WIRES[cfg.deployments[0].provider.kind]
+        raise InvalidRequest(
+            f"The {endpoint.name} endpoint cannot be served by the {upstream.title} "
+            f"deployment of model {model!r}; it serves {', '.join(served_paths(upstream))}."
+        )
 
     async def _reserve(self, call: Call) -> None:
         """Reserve the request's worst case on every budget and rate limit that applies."""
@@ -237,28 +343,67 @@ class Gateway:
         budgets = self.budgets.budgets_for(ev.org, ev.team, ev.user, ev.key_id, ev.agent)
         if not budgets:
             return
-        body, dep, endpoint = call.body, call.deployment, call.endpoint
-        assert body is not None and dep is not None
-        if not endpoint.billed:  # counted as a request by rate limits; no cost, no tokens
-            demand = Demand(0, 0)
-            call.worst = (0, 0, 0)
-        else:
-            input_tokens = endpoint.worst_case_input(body, call.body_bytes)
-            if input_tokens is None:  # a long prompt: count it off the event loop
-                input_tokens = await asyncio.to_thread(
-                    endpoint.worst_case_input, body, call.body_bytes, True
-                )
-                assert input_tokens is not None
-            output_tokens = endpoint.set_output_cap(
-                body, self.settings.models[ev.model], dep.provider.base_url
-            )
-            cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, ev.ts_ms)
-            demand = Demand(cost, input_tokens + output_tokens)
-            call.worst = (input_tokens, output_tokens, cost)
+        call.budgets = budgets
+        model = call.model
+        assert model is not None
+        down = model.downgrade
+        if down is not None and self.budgets.spent_share(budgets) >= down.at_share:
+            self._downgrade(call, f"downgrade:budget_at_{down.at_share:.0%}")
+        try:
+            call.reservation = await self._admit_demand(budgets, await self._demand(call))
+        except BudgetExceeded:
+            # Rather a cheaper model than a refusal, if the model names one and the data
+            # policy lets it serve.
+            if not self._downgrade(call, "downgrade:budget_exceeded"):
+                raise
+            call.reservation = await self._admit_demand(budgets, await self._demand(call))
+
+    async def _admit_demand(self, budgets: list[Budget], demand: Demand) -> Reservation:
         reservation = self.budgets.try_admit(budgets, demand)
         if reservation is None:  # a lease must come from the database first
             reservation = await self.budgets.admit(budgets, demand)
-        call.reservation = reservation
+        return reservation
+
+    async def _demand(self, call: Call) -> Demand:
+        """The worst case of the call on its current deployment (also kept in ``worst``)."""
+        body, dep, endpoint, model = call.body, call.deployment, call.endpoint, call.model
+        assert body is not None and dep is not None and model is not None
+        if not endpoint.billed:  # counted as a request by rate limits; no cost, no tokens
+            call.worst = (0, 0, 0)
+            return Demand(0, 0)
+        input_tokens = call.worst[0] if call.worst is not None else None
+        if input_tokens is None:
+            input_tokens = endpoint.worst_case_input(body, call.body_bytes)
+        if input_tokens is None:  # a long prompt: count it off the event loop
+            input_tokens = await asyncio.to_thread(
+                endpoint.worst_case_input, body, call.body_bytes, True
+            )
+            assert input_tokens is not None
+        output_tokens = endpoint.set_output_cap(body, model, dep.provider.base_url)
+        cost = self.prices.max_cost_nanos(dep, input_tokens, output_tokens, call.event.ts_ms)
+        call.worst = (input_tokens, output_tokens, cost)
+        return Demand(cost, input_tokens + output_tokens)
+
+    def _downgrade(self, call: Call, reason: str) -> bool:
+        """Serve from the model's ``downgrade.to`` instead, if an allowed deployment can."""
+        model, plan = call.model, call.plan
+        assert model is not None and plan is not None
+        if model.downgrade is None:
+            return False
+        target = self.settings.models[model.downgrade.to]
+        deps = self.router.candidates(
+            target, target.name, target.name, call.endpoint, allowed=call.allowed
+        )
+        if not deps:
+            return False
+        plan.replace(target, deps)
+        dep = plan.first(time.monotonic())
+        if dep is None:
+            return False
+        call.model = target
+        self._use(call, dep)
+        call.event.fallback_reason = _add_reason(call.event.fallback_reason, reason)
+        return True
 
     async def _read_json(self, request: web.Request) -> tuple[dict[str, Any], int]:
         raw = await read_body(request, self.max_body)  # the limit holds after inflating
@@ -277,9 +422,8 @@ class Gateway:
         """The upstream's body, translated by the request's bridge when formats differ."""
         dep, body, bridge = call.deployment, call.body, call.bridge
         assert dep is not None and body is not None and bridge is not None  # set by _admit
-        return bridge.request(
-            body, dep.model, self.settings.models[call.event.model], call.event.stream
-        )
+        assert call.model is not None
+        return bridge.request(body, dep.model, call.model, call.event.stream)
 
     async def _send(
         self, call: Call, body: dict[str, Any], request: web.Request
@@ -310,12 +454,28 @@ class Gateway:
             finally:
                 resp.release()
             message, _, _ = upstream_error_message(raw)
+            after = headers.get("retry-after")
             raise UpstreamError(
                 f"Upstream {dep.provider.name} returned HTTP {resp.status}: {message}",
                 upstream_status=resp.status,
                 upstream_body=raw,
+                headers={"retry-after": after} if after and len(after) <= 64 else None,
             )
         return resp
+
+    async def _send_first(
+        self, call: Call, body: dict[str, Any], request: web.Request
+    ) -> aiohttp.ClientResponse:
+        """``_send`` cut at the deployment's ``ttft_timeout_s`` (a silent upstream)."""
+        dep = call.deployment
+        assert dep is not None
+        if dep.ttft_timeout_s is None:
+            return await self._send(call, body, request)
+        try:
+            async with asyncio.timeout(dep.ttft_timeout_s):
+                return await self._send(call, body, request)
+        except TimeoutError as exc:
+            raise retry.FirstTokenTimeout(dep.provider.name, dep.ttft_timeout_s) from exc
 
     async def _answer(self, call: Call, headers: dict[str, str]) -> web.Response:
         """A call the gateway answers itself (a local token count): recorded, not billed."""
@@ -337,7 +497,7 @@ class Gateway:
         assert bridge is not None
         upstream_body = self._upstream_body(call)
         self._begin(call)
-        resp = await self._send(call, upstream_body, request)
+        resp = await self._send_first(call, upstream_body, request)
         try:
             raw = await resp.read()
         except TimeoutError as exc:
@@ -364,6 +524,10 @@ class Gateway:
             raw = translated
         self._price(call)
         self._record(call, 200)
+        response_id = data.get("id")
+        if isinstance(response_id, str):
+            call.response_id = response_id
+        _route_headers(call.event, headers)
         out = dict(headers)
         if call.event.cost_nanos is not None:
             out[COST_HEADER] = nanos_str(call.event.cost_nanos)
@@ -372,12 +536,61 @@ class Gateway:
     async def _stream(
         self, request: web.Request, call: Call, headers: dict[str, str]
     ) -> web.StreamResponse:
-        bridge = call.bridge
-        assert bridge is not None
+        bridge, dep = call.bridge, call.deployment
+        assert bridge is not None and dep is not None
         upstream_body = self._upstream_body(call)
         relay = bridge.relay(call.body or {}, call.event.model)
         self._begin(call)
-        upstream = await self._send(call, upstream_body, request)
+        parser = SSEParser()
+        # Translated events not yet sent. Until the first content event nothing reaches the
+        # client (neither the status line nor the start-up events): a failure before it can
+        # still go to another deployment, or be answered as a proper HTTP error.
+        out: list[bytes] = []
+        rest: list[tuple[str, bytes]] = []  # events after the first content, same chunk
+        done = False
+        upstream: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(dep.ttft_timeout_s) as first_token:
+                upstream = await self._send(call, upstream_body, request)
+                if "json" in upstream.content_type:
+                    raw = await upstream.read()
+                    raise retry.StreamFailed(
+                        f"Upstream {dep.provider.name} answered a stream request with a "
+                        f"non-stream body: {upstream_error_message(raw)[0][:200]}"
+                    )
+                started = False
+                while not (done or started):
+                    chunk = await upstream.content.readany()
+                    events = parser.feed(chunk) if chunk else parser.flush()
+                    for i, (name, data) in enumerate(events):
+                        piece, done = relay.event(name, data)
+                        if piece:
+                            out.append(piece)
+                        if relay.meter.error is not None and not relay.meter.output_text():
+                            raise _cut_short(relay, before_content=True)
+                        if done:
+                            break
+                        if relay.content_started:
+                            started, rest = True, events[i + 1 :]
+                            break
+                    if not (chunk or done or started):
+                        raise _cut_short(relay, before_content=True)
+        except BaseException as exc:
+            if upstream is not None:
+                upstream.close()
+            if isinstance(exc, TimeoutError) and first_token.expired():
+                assert dep.ttft_timeout_s is not None
+                raise retry.FirstTokenTimeout(dep.provider.name, dep.ttft_timeout_s) from exc
+            if isinstance(exc, Exception) and not isinstance(exc, RequestError):
+                err = _stream_error(exc, call.event.id)
+                if isinstance(err, UpstreamError) and not isinstance(err, UpstreamTimeout):
+                    err = retry.StreamFailed(err.message)
+                raise err from exc
+            raise
+        # Committed: from here on a failure is an error inside the stream.
+        call.committed_at = now = time.perf_counter()
+        call.event.ttft_ms = (now - call.started) * 1000
+        _route_headers(call.event, headers)
         response = web.StreamResponse(
             status=200,
             headers={
@@ -387,29 +600,33 @@ class Gateway:
             },
         )
         status = 200
-        # Translated events of the current chunk not yet sent: an error later in the same
-        # chunk must not swallow them (a Responses client needs its response.created).
-        out: list[bytes] = []
         try:
             await response.prepare(request)
-            parser = SSEParser()
-            done = False
-            async for chunk in upstream.content.iter_any():
-                for name, data in parser.feed(chunk):
-                    piece, terminal = relay.event(name, data)
-                    if piece:
-                        out.append(piece)
-                    if terminal:
-                        done = True
-                        break
-                if out:
-                    if call.event.ttft_ms is None:
-                        call.event.ttft_ms = (time.perf_counter() - call.started) * 1000
-                    pending = b"".join(out)
-                    out.clear()
-                    await response.write(pending)
+            for name, data in rest:
+                piece, done = relay.event(name, data)
+                if piece:
+                    out.append(piece)
                 if done:
                     break
+            if out:
+                pending = b"".join(out)
+                out.clear()
+                await response.write(pending)
+            if not done:
+                async for chunk in upstream.content.iter_any():
+                    for name, data in parser.feed(chunk):
+                        piece, terminal = relay.event(name, data)
+                        if piece:
+                            out.append(piece)
+                        if terminal:
+                            done = True
+                            break
+                    if out:
+                        pending = b"".join(out)
+                        out.clear()
+                        await response.write(pending)
+                    if done:
+                        break
             if not done:
                 # Some servers omit the blank line after their last event (``data: [DONE]``).
                 for name, data in parser.flush():
@@ -448,10 +665,135 @@ class Gateway:
                 upstream.release()
             else:
                 upstream.close()  # unread rest: the connection cannot be reused
+        if relay.meter.id:
+            call.response_id = relay.meter.id
         return response
+
+    async def _forward(
+        self, request: web.Request, call: Call, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Attempts until one is served or none is left (docs/routing.md, "Failover")."""
+        router, plan, ev = self.router, call.plan, call.event
+        assert plan is not None
+        while True:
+            dep = call.deployment
+            assert dep is not None
+            stats, breaker = router.stats(dep), router.breaker(dep)
+            ev.attempts += 1
+            plan.made += 1
+            call.attempt_started = started = time.perf_counter()
+            stats.in_flight += 1
+            failure: RequestError | None = None
+            try:
+                if ev.stream:
+                    response = await self._stream(request, call, headers)
+                else:
+                    response = await self._unary(request, call, headers)
+            except RequestError as err:
+                failure = err
+            finally:
+                stats.in_flight -= 1
+            if failure is not None:
+                now = time.monotonic()
+                breaker.record(not retry.is_retryable(failure, plan.model.retry), now)
+                pause = retry.retry_after_s(failure)
+                if pause:  # other requests leave it alone meanwhile (if they have a choice)
+                    breaker.cool(now + min(pause, retry.MAX_RETRY_AFTER_S))
+                if not ev.usage.is_empty():  # the upstream served (and billed) this one
+                    raise failure
+                await self._next_deployment(call, dep, failure, now)
+                continue
+            # Served (a stream cut after its first content is an error on the ledger).
+            ok = not ev.error_kind.startswith("upstream")
+            breaker.record(ok, time.monotonic())
+            if ok and ev.status == 200:
+                end = time.perf_counter()
+                if ev.stream and call.committed_at:
+                    stats.observe(
+                        call.committed_at - started,
+                        ev.usage.output_tokens,
+                        end - call.committed_at,
+                    )
+                else:
+                    stats.observe(end - started, 0, 0.0)
+                model = call.model
+                if model is not None and len(model.deployments) > 1:
+                    router.remember(model, dep, ev.task, call.response_id)
+            return response
+
+    async def _next_deployment(
+        self, call: Call, failed: Deployment, err: RequestError, now: float
+    ) -> None:
+        """Move the call to its next attempt's deployment (after the backoff), or raise
+        ``err`` when there is none. A deployment whose worst case the budgets refuse is
+        skipped."""
+        nxt = self._next_attempt(call, failed, err, now)
+        unaffordable: set[str] = set()
+        while nxt is not None and nxt[0].name not in unaffordable:
+            dep, delay, reason = nxt
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._use(call, dep)
+            try:
+                if call.reservation is not None:
+                    await self._rereserve(call)
+            except BudgetExceeded:
+                unaffordable.add(dep.name)
+                plan = call.plan
+                assert plan is not None
+                step = plan.next(time.monotonic())
+                nxt = (step[0], step[1], reason) if step is not None else None
+                continue
+            call.event.fallback_reason = _add_reason(call.event.fallback_reason, reason)
+            return
+        self._use(call, failed)  # the event names the deployment whose failure is answered
+        raise err
+
+    def _next_attempt(
+        self, call: Call, dep: Deployment, err: RequestError, now: float
+    ) -> tuple[Deployment, float, str] | None:
+        """The deployment of the next attempt, the wait before it and why; None: answer ``err``."""
+        plan = call.plan
+        assert plan is not None
+        model = plan.model
+        if retry.is_context_window(err):
+            target_name = model.context_window_fallback
+            if target_name is None or target_name == model.name:
+                return None
+            target = self.settings.models[target_name]
+            deps = self.router.candidates(
+                target, target.name, target.name, call.endpoint, allowed=call.allowed
+            )
+            plan.replace(target, deps)
+            first = plan.first(now)
+            if first is None:
+                return None
+            call.model = target
+            return first, 0.0, "context_window"
+        if not retry.is_retryable(err, model.retry):
+            return None  # other 4xx (a content policy refusal among them): one attempt
+        plan.failed(dep, err, now)
+        nxt = plan.next(now)
+        if nxt is None:
+            return None
+        return nxt[0], nxt[1], retry.reason(err)
+
+    async def _rereserve(self, call: Call) -> None:
+        """The reservation follows the deployment: re-priced, the old one released."""
+        old, budgets = call.reservation, call.budgets
+        assert old is not None and budgets is not None
+        before = call.worst
+        demand = await self._demand(call)
+        if call.worst == before:
+            return
+        call.reservation = await self._admit_demand(budgets, demand)
+        self.budgets.settle(old, 0, 0, requests=0)  # nothing was spent on the failed attempt
 
     def _begin(self, call: Call) -> None:
         """Journal the call as started (with its worst case) just before it goes upstream."""
+        if call.begun:  # journaled at the first attempt (see docs/routing.md)
+            return
+        call.begun = True
         worst = call.worst
         if worst is None and not call.endpoint.billed:
             worst = (0, 0, 0)
@@ -460,8 +802,8 @@ class Gateway:
             assert dep is not None  # set by _admit
             out = call.endpoint.output_cap(body)
             if out is None:
-                out = self.settings.models[call.event.model].max_output_tokens
-                out = out or DEFAULT_OUTPUT_CAP
+                assert call.model is not None
+                out = call.model.max_output_tokens or DEFAULT_OUTPUT_CAP
             cost = self.prices.max_cost_nanos(dep, call.body_bytes, out, call.event.ts_ms)
             worst = (call.body_bytes, out, cost)
         holds = (
@@ -490,13 +832,16 @@ class Gateway:
             return reported
         body = call.body or {}
         endpoint = call.endpoint
+        # A local deployment's own tokenizer where it names one (tokenomy.local.metering).
+        counts = offline_counts(call.deployment)
         # Tokenising a long prompt takes milliseconds: keep it off the event loop.
         usage, estimated = await asyncio.to_thread(
             complete_usage,
             reported,
             complete=complete,
-            estimate_input_tokens=lambda: endpoint.estimate_input(body),
+            estimate_input_tokens=counts.input_tokens(endpoint, body),
             output_text=output_text,
+            count_output=counts.output_tokens,
         )
         call.event.estimated = estimated
         cap = endpoint.output_cap(body)
@@ -524,14 +869,21 @@ class Gateway:
         ev.status = status
         ev.latency_ms = round((time.perf_counter() - call.started) * 1000, 3)
         self.writer.submit(ev)
+        if self.tasks is not None and ev.task:
+            self.tasks.finish(ev)  # settles the task's cap hold; the shredder sees the call
+        self.observers.on_event(ev)  # observe: metrics, traces, access log, live stats
 
 
-def _cut_short(relay: Relay) -> UpstreamError:
-    """Why a stream ended before its terminal event."""
+def _cut_short(relay: Relay, *, before_content: bool = False) -> UpstreamError:
+    """Why a stream ended before its terminal event (before its first content: retryable)."""
     error = getattr(relay.meter, "error", None)
     if error:
         message = upstream_stream_error(error)  # scrubbed of secrets
+        if before_content:
+            return retry.StreamFailed(f"Upstream reported an error in the stream: {message}")
         return UpstreamError(f"Upstream reported an error in the stream: {message}")
+    if before_content:
+        return retry.StreamFailed("Upstream closed the stream before its first content event.")
     return UpstreamUnavailable("Upstream closed the stream before it was complete.")
 
 
@@ -546,3 +898,24 @@ def _stream_error(exc: Exception, request_id: str) -> RequestError:
         return UpstreamError(f"Upstream sent an invalid stream event: {exc}")
     log.exception("internal error in stream %s", request_id, exc_info=exc)
     return InternalError(f"internal gateway error ({type(exc).__name__})")
+
+
+def _add_reason(current: str, reason: str) -> str:
+    """The event's ``fallback_reason``: every distinct reason, in order."""
+    if not current:
+        return reason
+    if reason in current.split(","):
+        return current
+    return f"{current},{reason}"[:200]
+
+
+def _route_headers(ev: UsageEvent, headers: dict[str, str]) -> None:
+    """Where the request went: ``x-tokenomy-deployment``, ``-location``, ``-attempts``, and
+    ``-fallback-reason`` when another deployment or model served."""
+    if ev.deployment:
+        headers[DEPLOYMENT_HEADER] = ev.deployment
+        headers[LOCATION_HEADER] = ev.location
+    if ev.attempts:
+        headers[ATTEMPTS_HEADER] = str(ev.attempts)
+    if ev.fallback_reason:
+        headers[FALLBACK_HEADER] = ev.fallback_reason

@@ -14,6 +14,7 @@ from operator import itemgetter
 from typing import Any
 
 from tokenomy.events import Usage, UsageEvent
+from tokenomy.ledger.rollups import ROLLUP_MIGRATION
 from tokenomy.sql import Migration, MigrationSet
 
 # Column order of ``usage_events``; ``event_to_row`` and ``row_to_event`` follow it.
@@ -206,6 +207,8 @@ LEDGER_MIGRATIONS = MigrationSet(
             "ALTER TABLE usage_events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE usage_events ADD COLUMN parent_task TEXT NOT NULL DEFAULT ''",
         ),
+        # Hourly, daily and per-task rollups for dashboards (ledger/rollups.py).
+        ROLLUP_MIGRATION,
     ),
 )
 

@@ -412,6 +412,7 @@ def complete_usage(
     complete: bool,
     estimate_input_tokens: Callable[[], int],
     output_text: str,
+    count_output: Callable[[str], int] = count_text,
 ) -> tuple[Usage, bool]:
     """Fill what the upstream did not report; return ``(usage, estimated)``.
 
@@ -428,10 +429,12 @@ def complete_usage(
         estimate_input_tokens: Called only if input must be estimated (it tokenises
             the request, so it is not paid for when not needed).
         output_text: A meter's ``output_text()``.
+        count_output: Counts ``output_text`` (default: o200k; a local deployment passes
+            its model's own tokenizer, see ``tokenomy.local.metering``).
     """
     if reported is not None and complete:
         return reported, False
-    counted_output = count_text(output_text)
+    counted_output = count_output(output_text)
     if reported is None or reported.input_tokens == 0:
         usage = Usage(input_tokens=estimate_input_tokens(), output_tokens=counted_output)
         if reported is not None:

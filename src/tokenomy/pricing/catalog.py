@@ -112,7 +112,8 @@ def infer_catalog_provider(
                 f" {provider.name!r} is not in the {CATALOG_VERSION} catalog"
             )
         return found, ""
-    vendor = WIRES[provider.kind].sole_vendor
+    wire = WIRES.get(provider.kind)  # None: the built-in simulated factory
+    vendor = wire.sole_vendor if wire is not None else None
     if vendor:
         return data_snapshot.find_provider_by_id(snap.providers, vendor), ""
     for candidate in snap.providers:

@@ -31,6 +31,9 @@ ANTHROPIC = anthropic.ANTHROPIC
 
 def bridge(endpoint: Endpoint, upstream: str) -> Bridge | None:
     """The bridge serving ``endpoint`` from an upstream of wire format ``upstream``."""
+    if upstream == "simulated":
+        # The built-in simulated factory (tokenomy.simulated) speaks every client's format.
+        upstream = endpoint.wire.name
     return _BY_CLIENT[endpoint.name].get(upstream)
 
 

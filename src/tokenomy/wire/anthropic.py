@@ -6,7 +6,7 @@ client, Anthropic upstream).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tokenomy.config import Model, Provider
@@ -25,6 +25,8 @@ from tokenomy.wire.base import (
     recorded_text,
     sse,
 )
+from tokenomy.wire.steps import Fragment, messages_fragments
+from tokenomy.wire.texts import Piece, anthropic_texts
 
 DEFAULT_VERSION = "2023-06-01"
 # Client headers forwarded to an Anthropic upstream as they are.
@@ -112,6 +114,12 @@ class Messages(Endpoint):
     def estimate_input(self, body: dict[str, Any]) -> int:
         return tokenizer.estimate_messages_input(body)
 
+    def texts(self, body: dict[str, Any]) -> Iterator[Piece]:
+        return anthropic_texts(body)
+
+    def step_fragments(self, body: dict[str, Any], start: int) -> tuple[int, list[Fragment]]:
+        return messages_fragments(body, start)
+
     def usage(self, data: dict[str, Any]) -> Usage | None:
         return anthropic_usage(data.get("usage"))
 
@@ -152,6 +160,9 @@ class CountTokens(Endpoint):
 
     def estimate_input(self, body: dict[str, Any]) -> int:
         return tokenizer.estimate_messages_input(body)
+
+    def texts(self, body: dict[str, Any]) -> Iterator[Piece]:
+        return anthropic_texts(body)
 
     def usage(self, data: dict[str, Any]) -> Usage | None:
         return Usage()  # a count is not a use: nothing to bill

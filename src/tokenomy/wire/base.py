@@ -16,7 +16,7 @@ the relay and the meter it holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import orjson
@@ -26,6 +26,8 @@ from tokenomy.errors import InvalidRequest
 from tokenomy.events import Usage, UsageEvent
 from tokenomy.metering.stream import StreamMeter
 from tokenomy.redact import scrub_json
+from tokenomy.wire.steps import Fragment
+from tokenomy.wire.texts import Piece
 
 # The one default output cap: what the gateway sends upstream when a client sets none and
 # one is needed (Anthropic requires ``max_tokens``; a hard budget needs a real worst case),
@@ -144,6 +146,15 @@ class Relay:
         return self.meter.usage()
 
     @property
+    def content_started(self) -> bool:
+        """Whether the upstream has produced output yet (text, reasoning, a tool call, a
+        finish reason). The gateway commits a stream to its client only then: until this
+        turns true it holds the status line and the start-up events, so a failure can
+        still move to another deployment or be answered as an HTTP error."""
+        meter = self.meter
+        return bool(meter.finish_reasons) or bool(meter.output_text())
+
+    @property
     def usage_complete(self) -> bool:
         return self.meter.usage_complete
 
@@ -190,6 +201,11 @@ class Wire:
     sole_vendor: ClassVar[str | None] = None
     # Client headers passed on to this format's upstreams as they are.
     forwarded_headers: ClassVar[tuple[str, ...]] = ()
+    # Prompt caching of this format's upstreams: the shortest prompt prefix they cache
+    # (tokens) and how long an unused cache entry lives (seconds). The shredder uses them
+    # to say when caching would help a bloated context and when it cannot.
+    cache_min_tokens: ClassVar[int] = 1024
+    cache_ttl_s: ClassVar[float] = 300.0
 
     def __init__(self) -> None:
         self._headers: dict[str, dict[str, str]] = {}
@@ -305,6 +321,16 @@ class Endpoint:
         counted = self.estimate_input(body)
         bound = -(-counted * _INPUT_MARGIN_NUM // _INPUT_MARGIN_DEN) + _INPUT_MARGIN_ADD
         return min(bound, body_bytes)
+
+    def step_fragments(self, body: dict[str, Any], start: int) -> tuple[int, list[Fragment]]:
+        """What this step adds: the number of conversation items, and fragments of the
+        items from ``start`` on (see ``wire/steps.py``). None for endpoints without turns."""
+        return 0, []
+
+    def texts(self, body: dict[str, Any]) -> Iterator[Piece]:
+        """Every text the request carries, as ``(where, text or Unscannable)`` pairs
+        (see ``wire/texts.py``); what the data-sovereignty detectors scan."""
+        raise NotImplementedError
 
     def usage(self, data: dict[str, Any]) -> Usage | None:
         """The usage a (non-streamed) response reports, or None."""

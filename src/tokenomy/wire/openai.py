@@ -6,7 +6,7 @@ llama.cpp, Ollama...), and the passthrough bridges (OpenAI client, OpenAI upstre
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -29,6 +29,8 @@ from tokenomy.wire.base import (
     recorded_text,
     sse,
 )
+from tokenomy.wire.steps import Fragment, chat_fragments, responses_fragments
+from tokenomy.wire.texts import Piece, openai_texts, prompt_texts
 
 DONE = b"data: [DONE]\n\n"
 RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -118,6 +120,9 @@ class _OpenAIEndpoint(Endpoint):
     def meter(self) -> StreamMeter:
         return OpenAIStreamMeter()
 
+    def texts(self, body: dict[str, Any]) -> Iterator[Piece]:
+        return openai_texts(body)
+
 
 class _StreamUsage(_OpenAIEndpoint):
     """An endpoint whose streams report usage only when ``stream_options`` asks for it."""
@@ -156,6 +161,9 @@ class Chat(_StreamUsage):
     def estimate_input(self, body: dict[str, Any]) -> int:
         return tokenizer.estimate_chat_input(body)
 
+    def step_fragments(self, body: dict[str, Any], start: int) -> tuple[int, list[Fragment]]:
+        return chat_fragments(body, start)
+
 
 class Completions(_StreamUsage):
     __slots__ = ()
@@ -170,6 +178,9 @@ class Completions(_StreamUsage):
 
     def estimate_input(self, body: dict[str, Any]) -> int:
         return tokenizer.estimate_completions_input(body)
+
+    def texts(self, body: dict[str, Any]) -> Iterator[Piece]:
+        return prompt_texts(body, "prompt")
 
 
 class Embeddings(_OpenAIEndpoint):
@@ -193,6 +204,9 @@ class Embeddings(_OpenAIEndpoint):
     def estimate_input(self, body: dict[str, Any]) -> int:
         return tokenizer.estimate_embeddings_input(body)
 
+    def texts(self, body: dict[str, Any]) -> Iterator[Piece]:
+        return prompt_texts(body, "input")
+
 
 class Responses(_OpenAIEndpoint):
     __slots__ = ()
@@ -207,6 +221,9 @@ class Responses(_OpenAIEndpoint):
 
     def estimate_input(self, body: dict[str, Any]) -> int:
         return tokenizer.estimate_responses_input(body)
+
+    def step_fragments(self, body: dict[str, Any], start: int) -> tuple[int, list[Fragment]]:
+        return responses_fragments(body, start)
 
     def response_text(self, data: dict[str, Any]) -> str:
         parts: list[str] = []
