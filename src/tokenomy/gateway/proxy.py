@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import random
 import time
@@ -59,6 +58,7 @@ from tokenomy.observe import Observers
 from tokenomy.pricing import PriceBook
 from tokenomy.routing import retry
 from tokenomy.routing.router import Plan, Router
+from tokenomy.sovereignty import Verdict, classify, parse_header
 from tokenomy.tasks.office import TaskOffice
 from tokenomy.wire import WIRES, Bridge, Endpoint, Relay, served_paths
 from tokenomy.wire import bridge as bridge_for
@@ -96,13 +96,17 @@ class Call:
     worst: tuple[int, int, int | None] | None = None
     model: Model | None = None  # the configured model serving (after aliases, fallbacks)
     plan: Plan | None = None
-    allowed: Any = None  # the data policy's filter of deployments (None: no policy)
-    verdict: Any = None  # the data policy's verdict (tokenomy.sovereignty.Verdict)
+    allowed: Callable[[Deployment], bool] | None = None  # the data policy (None: none)
+    verdict: Verdict | None = None  # the data policy's verdict
     refusals: dict[str, str | None] | None = None  # per provider: why not (None: allowed)
     begun: bool = False  # the start record is journaled once per request
     attempt_started: float = 0.0
     budgets: list[Budget] | None = None  # the budgets reserved on (for re-reservations)
     committed_at: float = 0.0  # a stream's first content event (perf_counter)
+    # Seconds spent waiting on upstreams (observe.timing), and since when a stream's wait
+    # has been open (perf_counter; 0: none open): the gateway's own time is the rest.
+    upstream_s: float = 0.0
+    upstream_since: float = 0.0
     response_id: str = ""  # the upstream's response id (Responses stickiness)
 
 
@@ -129,10 +133,9 @@ class Gateway:
         self.tasks: TaskOffice | None = None  # per-task caps and the shredder (build_app)
         self.observers = Observers()  # metrics, traces, access log: set by observe.install
         self.router = Router(settings, prices)
-        self.policy: Any = getattr(settings, "policy", None)  # [policy] (tokenomy.sovereignty)
-        self._classify: Callable[..., Any] | None = None
-        if self.policy is not None and getattr(self.policy, "active", True):
-            self._classify = importlib.import_module("tokenomy.sovereignty").classify
+        self.policy = settings.policy  # [policy] (tokenomy.sovereignty)
+        # Without a restrictive policy no verdict changes where a call may go: no scan.
+        self.scans_data = self.policy.active
         self.max_body = settings.gateway.max_body_bytes
         self.session: aiohttp.ClientSession | None = None
         g = settings.gateway
@@ -149,7 +152,6 @@ class Gateway:
             connector=connector,
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
-            response_class=self.observers.response_class,  # observe: upstream waits
         )
 
     async def close(self) -> None:
@@ -258,11 +260,10 @@ class Gateway:
         cfg, matched = resolved
         call.body = body
         call.model = cfg
-        if self._classify is not None:
+        if self.scans_data:
             await self._classify_data(request, call)
         elif "x-tokenomy-data-class" in request.headers:  # no policy: the label is recorded
-            sovereignty = importlib.import_module("tokenomy.sovereignty")
-            ev.data_class = sovereignty.parse_header(request.headers["x-tokenomy-data-class"])
+            ev.data_class = parse_header(request.headers["x-tokenomy-data-class"])
         prev = body.get("previous_response_id")
         deps = self.router.candidates(
             cfg,
@@ -300,14 +301,14 @@ class Gateway:
 
     async def _classify_data(self, request: web.Request, call: Call) -> None:
         """The request's data class, and the data policy's filter of deployments."""
-        assert self._classify is not None and call.body is not None
+        assert call.body is not None
         ev, policy = call.event, self.policy
         header = request.headers.get("x-tokenomy-data-class")
         args = (call.endpoint, call.body, header, policy)
         if call.body_bytes > _CLASSIFY_INLINE_BYTES:  # a long prompt: off the event loop
-            verdict = await asyncio.to_thread(self._classify, *args)
+            verdict = await asyncio.to_thread(classify, *args)
         else:
-            verdict = self._classify(*args)
+            verdict = classify(*args)
         ev.data_class = verdict.data_class
         refusals: dict[str, str | None] = {}
         org, team = ev.org, ev.team
@@ -323,12 +324,13 @@ class Gateway:
     def _unroutable(self, call: Call, cfg: Model, model: str, matched: str) -> None:
         """Raise why no deployment of ``cfg`` can serve this request."""
         endpoint = call.endpoint
-        if call.allowed is not None and self.router.candidates(cfg, model, matched, endpoint):
-            verdict, refusals = call.verdict, call.refusals or {}
-            why = "; ".join(f"{p}: {r}" for p, r in refusals.items() if r)
+        verdict = call.verdict
+        if verdict is not None and self.router.candidates(cfg, model, matched, endpoint):
+            # Each refusal already names the class, the provider and the rule.
+            why = "; ".join(r for r in (call.refusals or {}).values() if r)
             raise DataPolicyRefused(
-                f"Data class {verdict.data_class!r} ({verdict.reason}) may not be sent to any "
-                f"deployment of model {model!r}: {why or 'no deployment is allowed'}. "
+                f"No deployment of model {model!r} may receive this request (data class "
+                f"{verdict.data_class!r}: {verdict.reason}): {why or 'none is allowed'}. "
                 "It was sent nowhere."
             )
         upstream = WIRES[cfg.deployments[0].provider.kind]
@@ -497,15 +499,24 @@ class Gateway:
         assert bridge is not None
         upstream_body = self._upstream_body(call)
         self._begin(call)
-        resp = await self._send_first(call, upstream_body, request)
+        waiting = time.perf_counter()  # the upstream wait: sent until its body is read
         try:
-            raw = await resp.read()
-        except TimeoutError as exc:
-            raise UpstreamTimeout("Upstream timed out while sending the response.") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"Upstream connection failed mid-response: {exc}") from exc
+            if call.deployment is not None and call.deployment.ttft_timeout_s is not None:
+                resp = await self._send_first(call, upstream_body, request)
+            else:
+                resp = await self._send(call, upstream_body, request)
+            try:
+                raw = await resp.read()
+            except TimeoutError as exc:
+                raise UpstreamTimeout("Upstream timed out while sending the response.") from exc
+            except aiohttp.ClientError as exc:
+                raise UpstreamUnavailable(
+                    f"Upstream connection failed mid-response: {exc}"
+                ) from exc
+            finally:
+                resp.release()
         finally:
-            resp.release()
+            call.upstream_s += time.perf_counter() - waiting
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -549,6 +560,8 @@ class Gateway:
         rest: list[tuple[str, bytes]] = []  # events after the first content, same chunk
         done = False
         upstream: aiohttp.ClientResponse | None = None
+        if not call.upstream_since:  # a stream's wait lasts until it is recorded
+            call.upstream_since = time.perf_counter()
         try:
             async with asyncio.timeout(dep.ttft_timeout_s) as first_token:
                 upstream = await self._send(call, upstream_body, request)
@@ -867,11 +880,16 @@ class Gateway:
         if call.reservation is not None:  # every exit path passes here exactly once
             self.budgets.settle(call.reservation, ev.cost_nanos, ev.usage.total_tokens)
         ev.status = status
-        ev.latency_ms = round((time.perf_counter() - call.started) * 1000, 3)
+        now = time.perf_counter()
+        ev.latency_ms = round((now - call.started) * 1000, 3)
         self.writer.submit(ev)
         if self.tasks is not None and ev.task:
             self.tasks.finish(ev)  # settles the task's cap hold; the shredder sees the call
-        self.observers.on_event(ev)  # observe: metrics, traces, access log, live stats
+        if self.observers:  # observe: metrics, traces, access log, live stats
+            waited = call.upstream_s
+            if call.upstream_since:
+                waited += now - call.upstream_since
+            self.observers.on_event(ev, waited)
 
 
 def _cut_short(relay: Relay, *, before_content: bool = False) -> UpstreamError:
