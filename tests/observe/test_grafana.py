@@ -42,9 +42,7 @@ def _exposed() -> dict[str, set[str]]:
     """Sample name → label names, from a /metrics with a sample in every family."""
     engine = SimpleNamespace(
         tz="UTC",
-        _trackers={
-            1: SimpleNamespace(budget=SimpleNamespace(scope="team:a", unit="usd"), reserved=5)
-        },
+        in_flight=lambda: [(SimpleNamespace(scope="team:a", unit="usd"), 5)],
     )
     m = Metrics(
         MetricsSection().labels,

@@ -557,3 +557,7 @@ class BudgetEngine:
 
     def local_reserved(self) -> int:
         return sum(t.reserved for t in (*self._trackers.values(), *self._draining))
+
+    def in_flight(self) -> list[tuple[Budget, int]]:
+        """What this process's calls in flight hold reserved, per budget period tracked."""
+        return [(t.budget, t.reserved) for t in list(self._trackers.values())]

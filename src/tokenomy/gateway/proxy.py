@@ -100,7 +100,6 @@ class Call:
     verdict: Verdict | None = None  # the data policy's verdict
     refusals: dict[str, str | None] | None = None  # per provider: why not (None: allowed)
     begun: bool = False  # the start record is journaled once per request
-    attempt_started: float = 0.0
     budgets: list[Budget] | None = None  # the budgets reserved on (for re-reservations)
     committed_at: float = 0.0  # a stream's first content event (perf_counter)
     # Seconds spent waiting on upstreams (observe.timing), and since when a stream's wait
@@ -230,7 +229,8 @@ class Gateway:
         h = request.headers
         # Everything the event records is checked before the upstream is called: once it
         # has answered, nothing may keep the call from the ledger (see requests.py).
-        ev.agent = header_text(h, "X-Tokenomy-Agent")
+        # Lowercase lookups: multidict finds a lowercase name faster than a mixed-case one.
+        ev.agent = header_text(h, "X-Tokenomy-Agent") if "x-tokenomy-agent" in h else ""
         ev.task, ev.parent_task = task_headers(h)  # and its aliases (tokenomy.tasks)
         for name in FORWARDED_HEADERS:
             header_text(h, name, None)
@@ -691,11 +691,14 @@ class Gateway:
         while True:
             dep = call.deployment
             assert dep is not None
-            stats, breaker = router.stats(dep), router.breaker(dep)
+            breaker = router.breaker(dep)
+            # Stats only where a strategy reads them (``fastest``, ``least-busy``).
+            stats = router.stats(dep) if dep.name in router.measured else None
             ev.attempts += 1
             plan.made += 1
-            call.attempt_started = started = time.perf_counter()
-            stats.in_flight += 1
+            started = time.perf_counter()
+            if stats is not None:
+                stats.in_flight += 1
             failure: RequestError | None = None
             try:
                 if ev.stream:
@@ -705,7 +708,8 @@ class Gateway:
             except RequestError as err:
                 failure = err
             finally:
-                stats.in_flight -= 1
+                if stats is not None:
+                    stats.in_flight -= 1
             if failure is not None:
                 now = time.monotonic()
                 breaker.record(not retry.is_retryable(failure, plan.model.retry), now)
@@ -720,15 +724,16 @@ class Gateway:
             ok = not ev.error_kind.startswith("upstream")
             breaker.record(ok, time.monotonic())
             if ok and ev.status == 200:
-                end = time.perf_counter()
-                if ev.stream and call.committed_at:
-                    stats.observe(
-                        call.committed_at - started,
-                        ev.usage.output_tokens,
-                        end - call.committed_at,
-                    )
-                else:
-                    stats.observe(end - started, 0, 0.0)
+                if stats is not None:
+                    end = time.perf_counter()
+                    if ev.stream and call.committed_at:
+                        stats.observe(
+                            call.committed_at - started,
+                            ev.usage.output_tokens,
+                            end - call.committed_at,
+                        )
+                    else:
+                        stats.observe(end - started, 0, 0.0)
                 model = call.model
                 if model is not None and len(model.deployments) > 1:
                     router.remember(model, dep, ev.task, call.response_id)

@@ -343,7 +343,53 @@ def _refresh_sql(source: str, where: str, pg: bool) -> tuple[str, ...]:
     )
 
 
-_SQLITE_REFRESH = _refresh_sql("usage_events e", "e.rowid > ? AND e.rowid <= ?", pg=False)
+def _sqlite_delta_sql() -> tuple[str, str, tuple[str, str, str, str]]:
+    """SQLite's refresh: the chunk grouped once into ``temp.rollup_delta`` (per hour, all
+    hourly keys), then the hourly, daily and daily-per-team rollups upserted from that
+    delta, and the tasks from the events (other keys). Grouping the chunk's events once
+    instead of three times costs ~60% fewer instructions per event.
+
+    The daily and per-team ``latency_ms_sum`` is then a sum of hourly partial sums: the
+    same total, its floating-point rounding in another order (it is a float either way,
+    and SQL sums in no defined order).
+    """
+    n = len(HOURLY_KEYS)
+    hourly = _hourly_values("e")
+    cols = ", ".join((*HOURLY_KEYS, *HOURLY_SUMS))
+    create = f"CREATE TEMP TABLE IF NOT EXISTS rollup_delta ({cols})"
+    delta = (
+        f"INSERT INTO temp.rollup_delta SELECT "
+        f"{', '.join([*hourly[:n], *(f'SUM({v})' for v in hourly[n:])])} "
+        f"FROM usage_events e WHERE e.rowid > ? AND e.rowid <= ? "
+        f"GROUP BY {', '.join(str(i + 1) for i in range(n))}"
+    )
+    sums = ", ".join(f"SUM({c})" for c in HOURLY_SUMS)
+    day = _floor("hour_ms", DAY_MS)
+
+    def upsert(table: str, keys: tuple[str, ...]) -> str:
+        return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {_upsert_set(table, HOURLY_SUMS)}"
+
+    hourly_sql = (
+        f"INSERT INTO usage_rollup_hourly ({cols}) SELECT {cols} FROM temp.rollup_delta"
+        # WHERE TRUE: SQLite's parser needs it between a SELECT and ON CONFLICT.
+        " WHERE TRUE" + upsert("usage_rollup_hourly", HOURLY_KEYS)
+    )
+    daily_sql = (
+        f"INSERT INTO usage_rollup_daily ({cols}) SELECT {day}, {', '.join(HOURLY_KEYS[1:])}, "
+        f"{sums} FROM temp.rollup_delta GROUP BY {', '.join(str(i + 1) for i in range(n))}"
+        + upsert("usage_rollup_daily", HOURLY_KEYS)
+    )
+    teams_sql = (
+        f"INSERT INTO usage_rollup_daily_teams ({', '.join((*TEAM_KEYS, *HOURLY_SUMS))}) "
+        f"SELECT {day}, {', '.join(TEAM_KEYS[1:])}, {sums} FROM temp.rollup_delta "
+        f"GROUP BY {', '.join(str(i + 1) for i in range(len(TEAM_KEYS)))}"
+        + upsert("usage_rollup_daily_teams", TEAM_KEYS)
+    )
+    tasks_sql = _refresh_sql("usage_events e", "e.rowid > ? AND e.rowid <= ?", pg=False)[3]
+    return create, delta, (hourly_sql, daily_sql, teams_sql, tasks_sql)
+
+
+_SQLITE_DELTA_DDL, _SQLITE_DELTA, _SQLITE_FROM_DELTA = _sqlite_delta_sql()
 _PG_REFRESH = _refresh_sql("usage_events e JOIN tokenomy_rolling r ON r.id = e.id", "TRUE", pg=True)
 # Take a chunk of pending ids (rows another refresh holds are skipped, not waited for).
 _PG_TAKE = (
@@ -380,8 +426,15 @@ def refresh(db: Any, chunk: int = REFRESH_CHUNK) -> int:
             if top is None or int(top) <= last:
                 return done
             upto = min(int(top), last + chunk)
-            for sql in _SQLITE_REFRESH:
-                cur.execute(sql, (last, upto))
+            # A temp table is per connection; created once (IF NOT EXISTS), emptied per chunk.
+            cur.execute(_SQLITE_DELTA_DDL)
+            cur.execute("DELETE FROM temp.rollup_delta")
+            cur.execute(_SQLITE_DELTA, (last, upto))
+            hourly, daily, teams, tasks = _SQLITE_FROM_DELTA
+            cur.execute(hourly)
+            cur.execute(daily)
+            cur.execute(teams)
+            cur.execute(tasks, (last, upto))
             cur.execute("UPDATE usage_rollup_state SET last_rowid = ? WHERE id = 1", (upto,))
             done += upto - last
 

@@ -4,8 +4,9 @@ live numbers behind ``tokenomy top`` (docs/observability.md).
 Two hooks, both cheap and both off when nothing needs them:
 
 * **The call seam.** ``Gateway._record`` — which every call passes exactly once, whatever
-  its exit path — hands the call's usage event to ``Observers.on_event``, which works out
-  the gateway's own time for it (``timing``) and passes both to each observer that is on.
+  its exit path — hands the call's usage event and its upstream wait to
+  ``Observers.on_event``, which works out the gateway's own time for it (``timing``) and
+  passes both to each observer that is on.
 * **The response hook.** What an observer needs of the HTTP exchange itself (the path and
   status of *every* request, unknown paths and failed authentication included; the
   client's ``traceparent``) comes from aiohttp's access-logger interface, called once
@@ -26,14 +27,13 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from tokenomy.events import UsageEvent
 from tokenomy.observe.live import LIVE_KEY, LiveStats
-from tokenomy.observe.timing import TimedResponse, overhead_s
+from tokenomy.observe.timing import overhead_s
 
 if TYPE_CHECKING:
     from tokenomy.budgets.engine import BudgetEngine
@@ -69,21 +69,19 @@ class Observers:
 
     def __init__(self, observers: Sequence[Observer] = (), *, timed: bool = True) -> None:
         self.observers = tuple(observers)
-        # ``timed``: some observer reads the gateway's own time, so upstream waits are
-        # measured (else the overhead passed on is 0).
+        # ``timed``: some observer reads the gateway's own time (else the overhead passed
+        # on is 0).
         self.timed = timed and bool(self.observers)
-        self.response_class: type[aiohttp.ClientResponse] = (
-            TimedResponse if self.timed else aiohttp.ClientResponse
-        )
 
     def __bool__(self) -> bool:
         return bool(self.observers)
 
-    def on_event(self, ev: UsageEvent) -> None:
-        """The seam: ``ev`` has just been recorded (its status and latency are final)."""
+    def on_event(self, ev: UsageEvent, upstream_s: float) -> None:
+        """The seam: ``ev`` has just been recorded (its status and latency are final); the
+        call waited ``upstream_s`` seconds on upstreams."""
         if not self.observers:
             return
-        own = overhead_s(ev) if self.timed else 0.0
+        own = overhead_s(ev, upstream_s) if self.timed else 0.0
         for observer in self.observers:
             observer.on_event(ev, own)
 
@@ -202,13 +200,10 @@ def prepare(settings: Settings, *, access_log: str | None = None) -> Setup:
 def _breakers(gateway: Any) -> Callable[[], dict[str, bool]] | None:
     """Routing's circuit breakers, deployment name → open (half-open counts as open)."""
     router = getattr(gateway, "router", None)
-    states = getattr(router, "breaker_states", None)
-    if callable(states):
-        return states  # type: ignore[no-any-return]
-    breakers = getattr(router, "_breakers", None)  # TODO(routing): a public accessor
-    if not isinstance(breakers, dict):
+    if router is None:
         return None
-    return lambda: {name: b.state != "closed" for name, b in list(breakers.items())}
+    states: Callable[[], dict[str, str]] = router.breaker_states
+    return lambda: {name: state != "closed" for name, state in states().items()}
 
 
 def _metrics_handler(

@@ -301,10 +301,8 @@ def _budget_rows(store: Store, tz: str) -> list[tuple[str, str, str, float]]:
 
 
 def _reserved(engine: BudgetEngine) -> dict[tuple[str, str], int]:
-    # The engine keeps its trackers private; this read-only walk is the one exception.
-    trackers: dict[Any, Any] = getattr(engine, "_trackers", {})
     out: dict[tuple[str, str], int] = {}
-    for t in list(trackers.values()):
-        key = (t.budget.scope, t.budget.unit)
-        out[key] = out.get(key, 0) + t.reserved
+    for budget, reserved in engine.in_flight():
+        key = (budget.scope, budget.unit)
+        out[key] = out.get(key, 0) + reserved
     return out

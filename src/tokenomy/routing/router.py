@@ -50,6 +50,14 @@ class Router:
                 if dep.name not in self._breakers:
                     self._breakers[dep.name] = Breaker(model.breaker or default)
                     self._stats[dep.name] = Stats()
+        # The deployments whose stats someone reads (``fastest`` and ``least-busy`` among
+        # several): only their calls are counted in flight and timed.
+        self.measured: frozenset[str] = frozenset(
+            dep.name
+            for model in settings.models.values()
+            if len(model.deployments) > 1 and model.strategy in ("fastest", "least-busy")
+            for dep in model.deployments
+        )
         self._costs: dict[tuple[str, str], tuple[float, int | None]] = {}
         self._concrete: dict[tuple[str, str], Deployment] = {}
         # The hot path: per endpoint, each one-deployment model's candidates, computed once.
@@ -68,6 +76,10 @@ class Router:
 
     def stats(self, dep: Deployment) -> Stats:
         return self._stats[dep.name]
+
+    def breaker_states(self) -> dict[str, str]:
+        """Each deployment's circuit breaker state (``breaker.CLOSED``, ``OPEN``, ``HALF_OPEN``)."""
+        return {name: b.state for name, b in list(self._breakers.items())}
 
     def cost(self, dep: Deployment) -> int | None:
         """Price of the reference call on ``dep`` (nano-USD), refreshed hourly."""
