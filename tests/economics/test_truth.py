@@ -110,6 +110,18 @@ def test_a_poor_fit_is_said() -> None:
     assert fc.poor_fit is not None and "backtest error" in fc.poor_fit
 
 
+def test_a_noise_free_step_inside_the_backtest_window_is_flat_and_explained() -> None:
+    # 30 days at 1M tokens, then 14 at 2.5M: exact numbers, so every standard error is ~0.
+    tokens = [1_000_000] * 30 + [2_500_000] * 14
+    series = DailySeries({}, START, START + timedelta(days=43), tokens, [0] * 44)
+    fc = forecast_series(series, "tokens", 7)
+    assert fc.level_shift_day == START + timedelta(days=30)
+    assert fc.trend == "flat" and fc.doubling_days is None  # not "doubling in 1e14 days"
+    assert fc.projection[0].point == 2_500_000
+    # The backtest cannot see a shift in its holdout: said as such, not as a bad fit.
+    assert fc.poor_fit is not None and "level shift" in fc.poor_fit
+
+
 def test_calendar_month_totals() -> None:
     # history Oct 20 .. Nov 14 at exactly 1,000 tokens a day: November = 30 x 1,000
     start, end = date(2026, 10, 20), date(2026, 11, 14)
