@@ -11,7 +11,7 @@ import aiohttp
 import openai
 import pytest
 
-from tests.local.server import ALIAS, LocalServer
+from tests.local.server import ALIAS, LocalServer, require_local
 from tokenomy.errors import LocalModelError
 from tokenomy.local.gguf import GGUFError, read_metadata
 from tokenomy.local.metering import LocalCounter, OfflineCounts, counter_for
@@ -80,18 +80,6 @@ def test_template_refuses_what_it_cannot_render() -> None:
     for messages in ([{"role": "user", "content": [image]}], [{"content": "no role"}], "x"):
         with pytest.raises(NotRenderable):
             render_chat(messages)
-    counter = counter_for(DEFAULT_MODEL) if _installed() else None
-    if counter is not None:  # tools or images: not ours to count; the gateway falls back
-        assert counter.input_tokens("chat.completions", {"messages": [], "tools": [{}]}) is None
-        assert counter.input_tokens("embeddings", {"input": "x"}) is None
-
-
-def _installed() -> bool:
-    try:
-        resolve_model(DEFAULT_MODEL)
-    except LocalModelError:
-        return False
-    return True
 
 
 def test_gguf_header_reader_rejects_other_files(tmp_path: Any) -> None:
@@ -117,10 +105,12 @@ def test_model_resolution_errors(tmp_path: Any) -> None:
 
 
 def test_completions_prompt_counts() -> None:
-    if not _installed():
-        pytest.skip("model package not installed")
+    require_local()  # fails in CI rather than skipping
     counter = counter_for(DEFAULT_MODEL)
     assert isinstance(counter, LocalCounter)
+    # Tools or images: not ours to count; the gateway falls back to its own estimate.
+    assert counter.input_tokens("chat.completions", {"messages": [], "tools": [{}]}) is None
+    assert counter.input_tokens("embeddings", {"input": "x"}) is None
     # A token-id prompt is counted as given, plus the BOS the server prepends.
     assert counter.input_tokens("completions", {"prompt": [5, 6, 7]}) == 4
     assert counter.input_tokens("completions", {"prompt": "Hello world"}) == 3
