@@ -210,7 +210,7 @@ def _teams_sql(source: str, where: str, pg: bool, upsert: bool = True) -> str:
     n = len(HOURLY_KEYS)
     keys = [values[i] for i in _TEAM_POSITIONS]
     agg = [f"SUM({v})" for v in values[n:]]
-    groups = ", ".join(str(i + 1) for i in range(len(TEAM_KEYS)))
+    groups = _positions(len(TEAM_KEYS))
     sql = (
         f"INSERT INTO usage_rollup_daily_teams ({', '.join((*TEAM_KEYS, *HOURLY_SUMS))}) "
         f"SELECT {', '.join([*keys, *agg])} FROM {source} WHERE {where} GROUP BY {groups}"
@@ -226,15 +226,23 @@ def _teams_sql(source: str, where: str, pg: bool, upsert: bool = True) -> str:
     )
 
 
-def _backfill() -> tuple[str, ...]:
-    """Fill both rollups from the events already stored (grouped, one pass each)."""
+def _positions(n: int) -> str:
+    """``1, 2, ..., n``: GROUP BY / ORDER BY the first ``n`` selected columns."""
+    return ", ".join(str(i + 1) for i in range(n))
+
+
+def _hourly_select() -> str:
+    """The hourly keys and sums of the events ``e`` (group by the first keys' positions)."""
     hourly = _hourly_values("e")
     n = len(HOURLY_KEYS)
-    agg = [f"SUM({v})" for v in hourly[n:]]
-    groups = ", ".join(str(i + 1) for i in range(n))
+    return ", ".join([*hourly[:n], *(f"SUM({v})" for v in hourly[n:])])
+
+
+def _task_select() -> str:
+    """The task keys and sums of the events ``e`` (group by the first keys' positions)."""
     task = _task_values("e")
     tn = len(TASK_KEYS)
-    task_agg = [
+    sums = [
         "COUNT(*)",
         f"SUM({task[tn + 1]})",
         "SUM(e.input_tokens)",
@@ -243,18 +251,22 @@ def _backfill() -> tuple[str, ...]:
         "MIN(e.ts_ms)",
         "MAX(e.ts_ms)",
     ]
-    task_groups = ", ".join(str(i + 1) for i in range(tn))
+    return ", ".join([*task[:tn], *sums])
+
+
+def _backfill() -> tuple[str, ...]:
+    """Fill both rollups from the events already stored (grouped, one pass each)."""
     hourly_sql = (
         f"INSERT INTO usage_rollup_hourly ({', '.join((*HOURLY_KEYS, *HOURLY_SUMS))}) "
-        f"SELECT {', '.join([*hourly[:n], *agg])} FROM usage_events e GROUP BY {groups}"
+        f"SELECT {_hourly_select()} FROM usage_events e GROUP BY {_positions(len(HOURLY_KEYS))}"
     )
     return (
         hourly_sql,
         _daily(hourly_sql),
         _teams_sql("usage_events e", "TRUE", pg=True, upsert=False),
         f"INSERT INTO usage_rollup_tasks ({', '.join((*TASK_KEYS, *TASK_SUMS))}) "
-        f"SELECT {', '.join([*task[:tn], *task_agg])} FROM usage_events e "
-        f"WHERE e.task <> '' GROUP BY {task_groups}",
+        f"SELECT {_task_select()} FROM usage_events e "
+        f"WHERE e.task <> '' GROUP BY {_positions(len(TASK_KEYS))}",
     )
 
 
@@ -303,30 +315,16 @@ REFRESH_CHUNK = 5_000
 
 
 def _refresh_sql(source: str, where: str, pg: bool) -> tuple[str, ...]:
-    """The three upserts that add the events of ``source`` (``e``) to the rollups."""
-    hourly = _hourly_values("e")
-    n = len(HOURLY_KEYS)
-    agg = [f"SUM({v})" for v in hourly[n:]]
-    groups = ", ".join(str(i + 1) for i in range(n))
-    task = _task_values("e")
-    tn = len(TASK_KEYS)
-    task_agg = [
-        "COUNT(*)",
-        f"SUM({task[tn + 1]})",
-        "SUM(e.input_tokens)",
-        "SUM(e.output_tokens)",
-        "SUM(COALESCE(e.cost_nanos, 0))",
-        "MIN(e.ts_ms)",
-        "MAX(e.ts_ms)",
-    ]
-    task_groups = ", ".join(str(i + 1) for i in range(tn))
+    """The upserts that add the events of ``source`` (``e``) to the rollups."""
+    groups = _positions(len(HOURLY_KEYS))
+    task_groups = _positions(len(TASK_KEYS))
     upsert = _pg_upsert_set if pg else _upsert_set
     # PostgreSQL: rows in key order, so concurrent refreshes lock rollup rows alike.
     order = f" ORDER BY {groups}" if pg else ""
     task_order = f" ORDER BY {task_groups}" if pg else ""
     hourly_sql = (
         f"INSERT INTO usage_rollup_hourly ({', '.join((*HOURLY_KEYS, *HOURLY_SUMS))}) "
-        f"SELECT {', '.join([*hourly[:n], *agg])} FROM {source} WHERE {where} "
+        f"SELECT {_hourly_select()} FROM {source} WHERE {where} "
         f"GROUP BY {groups}{order} "
         f"ON CONFLICT ({', '.join(HOURLY_KEYS)}) DO UPDATE SET "
         f"{upsert('usage_rollup_hourly', HOURLY_SUMS)}"
@@ -336,7 +334,7 @@ def _refresh_sql(source: str, where: str, pg: bool) -> tuple[str, ...]:
         _daily(hourly_sql),
         _teams_sql(source, where, pg),
         f"INSERT INTO usage_rollup_tasks ({', '.join((*TASK_KEYS, *TASK_SUMS))}) "
-        f"SELECT {', '.join([*task[:tn], *task_agg])} FROM {source} "
+        f"SELECT {_task_select()} FROM {source} "
         f"WHERE {where} AND e.task <> '' GROUP BY {task_groups}{task_order} "
         f"ON CONFLICT ({', '.join(TASK_KEYS)}) DO UPDATE SET "
         f"{upsert('usage_rollup_tasks', TASK_SUMS)}",
@@ -354,14 +352,11 @@ def _sqlite_delta_sql() -> tuple[str, str, tuple[str, str, str, str]]:
     and SQL sums in no defined order).
     """
     n = len(HOURLY_KEYS)
-    hourly = _hourly_values("e")
     cols = ", ".join((*HOURLY_KEYS, *HOURLY_SUMS))
     create = f"CREATE TEMP TABLE IF NOT EXISTS rollup_delta ({cols})"
     delta = (
-        f"INSERT INTO temp.rollup_delta SELECT "
-        f"{', '.join([*hourly[:n], *(f'SUM({v})' for v in hourly[n:])])} "
-        f"FROM usage_events e WHERE e.rowid > ? AND e.rowid <= ? "
-        f"GROUP BY {', '.join(str(i + 1) for i in range(n))}"
+        f"INSERT INTO temp.rollup_delta SELECT {_hourly_select()} "
+        f"FROM usage_events e WHERE e.rowid > ? AND e.rowid <= ? GROUP BY {_positions(n)}"
     )
     sums = ", ".join(f"SUM({c})" for c in HOURLY_SUMS)
     day = _floor("hour_ms", DAY_MS)
@@ -376,14 +371,13 @@ def _sqlite_delta_sql() -> tuple[str, str, tuple[str, str, str, str]]:
     )
     daily_sql = (
         f"INSERT INTO usage_rollup_daily ({cols}) SELECT {day}, {', '.join(HOURLY_KEYS[1:])}, "
-        f"{sums} FROM temp.rollup_delta GROUP BY {', '.join(str(i + 1) for i in range(n))}"
+        f"{sums} FROM temp.rollup_delta GROUP BY {_positions(n)}"
         + upsert("usage_rollup_daily", HOURLY_KEYS)
     )
     teams_sql = (
         f"INSERT INTO usage_rollup_daily_teams ({', '.join((*TEAM_KEYS, *HOURLY_SUMS))}) "
         f"SELECT {day}, {', '.join(TEAM_KEYS[1:])}, {sums} FROM temp.rollup_delta "
-        f"GROUP BY {', '.join(str(i + 1) for i in range(len(TEAM_KEYS)))}"
-        + upsert("usage_rollup_daily_teams", TEAM_KEYS)
+        f"GROUP BY {_positions(len(TEAM_KEYS))}" + upsert("usage_rollup_daily_teams", TEAM_KEYS)
     )
     tasks_sql = _refresh_sql("usage_events e", "e.rowid > ? AND e.rowid <= ?", pg=False)[3]
     return create, delta, (hourly_sql, daily_sql, teams_sql, tasks_sql)
