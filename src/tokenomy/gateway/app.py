@@ -138,7 +138,13 @@ def build_app(settings: Settings, db_url: str, *, access_log: str | None = None)
     setup_admin(app, store, settings)
     setup_dashboard(app, store, settings)  # /dashboard: reads rollups, never raw events
     # /metrics, traces, access log, live stats (before the catch-all route below).
-    observed.install(app, gateway, store, budgets, admin_auth=authenticate)
+    gateway.observers = observed.install(
+        app,
+        store,
+        budgets,
+        breaker_states=gateway.router.breaker_states,
+        admin_auth=authenticate,
+    )
 
     async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         return await gateway.handle(request, endpoint)

@@ -15,7 +15,7 @@ Two hooks, both cheap and both off when nothing needs them:
 
 Wiring, in two phases because aiohttp takes the response hook as a server argument:
 ``prepare(settings, access_log=...)`` before the app exists (its ``handler_args`` go into
-``web.Application(handler_args=...)``), then ``Setup.install(app, gateway, ...)``:
+``web.Application(handler_args=...)``), then ``Setup.install(app, store, ...)``:
 ``GET /metrics``, the live stats the admin API serves at ``/admin/v1/stats/live``, and
 start/stop.
 """
@@ -152,14 +152,17 @@ class Setup:
     def install(
         self,
         app: web.Application,
-        gateway: Any,
         store: Store,
         budgets: BudgetEngine,
         *,
+        breaker_states: Callable[[], dict[str, str]],
         admin_auth: AdminAuth | None = None,
     ) -> Observers:
-        """Add ``GET /metrics`` and the live stats, start/stop what needs it, and set
-        ``gateway.observers``. Call it before the app's catch-all route is added.
+        """Add ``GET /metrics`` and the live stats, start/stop what needs it, and return
+        the observers for ``Gateway.observers``. Call it before the app's catch-all route.
+
+        ``breaker_states``: routing's circuit breakers, deployment name → state
+        (``Router.breaker_states``).
 
         ``admin_auth``: ``tokenomy.admin.authenticate``, to check the admin key of
         ``/metrics`` when ``[metrics] require_admin_key`` (passed in: the admin API
@@ -169,7 +172,7 @@ class Setup:
         chosen: list[Observer] = [self.live]
         if self.metrics is not None:
             cfg = self.settings.raw.metrics
-            self.metrics.attach(store=store, budgets=budgets, breakers=_breakers(gateway))
+            self.metrics.attach(store=store, budgets=budgets, breakers=_open(breaker_states))
             if cfg.require_admin_key and admin_auth is None:
                 raise ValueError("[metrics] require_admin_key needs the admin key check")
             auth = admin_auth if cfg.require_admin_key else None
@@ -187,9 +190,7 @@ class Setup:
             app.cleanup_ctx.append(tracing)
         if log is not None:
             app.cleanup_ctx.append(log.running)
-        observers = Observers(chosen, timed=len(chosen) > 1)  # the live stats need no timing
-        gateway.observers = observers
-        return observers
+        return Observers(chosen, timed=len(chosen) > 1)  # the live stats need no timing
 
 
 def prepare(settings: Settings, *, access_log: str | None = None) -> Setup:
@@ -197,12 +198,8 @@ def prepare(settings: Settings, *, access_log: str | None = None) -> Setup:
     return Setup(settings, access_log)
 
 
-def _breakers(gateway: Any) -> Callable[[], dict[str, bool]] | None:
-    """Routing's circuit breakers, deployment name → open (half-open counts as open)."""
-    router = getattr(gateway, "router", None)
-    if router is None:
-        return None
-    states: Callable[[], dict[str, str]] = router.breaker_states
+def _open(states: Callable[[], dict[str, str]]) -> Callable[[], dict[str, bool]]:
+    """Deployment name → breaker open (half-open counts as open)."""
     return lambda: {name: state != "closed" for name, state in states().items()}
 
 
