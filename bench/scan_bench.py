@@ -13,23 +13,33 @@ The texts are agent-like tool output without personal data (code, logs with time
 UUIDs, versions, prose, numbers), the worst case: no detection stops a scan early.
 
 Usage: python bench/scan_bench.py [--steps 300] [--markdown]
+       python bench/scan_bench.py --callgrind [--baseline-src OTHER_CHECKOUT/src]
+
+``--callgrind`` counts instructions per 4,000-token step (new message alone) under valgrind:
+deterministic where wall time on a shared machine is not; with ``--baseline-src`` the same
+steps go through another checkout's code in the same run, for a ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+# --callgrind runs this file again for the baseline checkout's code (--baseline-src).
+sys.path.insert(0, os.environ.get("SCAN_BENCH_SRC", str(ROOT / "src")))
 
 from tokenomy.config import PolicySection  # noqa: E402
 from tokenomy.metering.tokenizer import count_text  # noqa: E402
@@ -90,14 +100,56 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
+def _policy() -> Any:
+    return build_policy(PolicySection(confidential={"locations": ["local"]}))  # type: ignore[arg-type]
+
+
+def classify_steps(path: str, n: int) -> None:
+    """The child under valgrind: classify the first ``n`` steps of a JSON list."""
+    warm_up()
+    chat_ep, policy = ENDPOINTS["chat.completions"], _policy()
+    for text in json.loads(Path(path).read_text())[:n]:
+        classify(chat_ep, chat([text]), None, policy)
+
+
+def callgrind(baseline_src: str | None, few: int = 20, many: int = 120) -> None:
+    """Instructions per step: (I(many) - I(few)) / (many - few), start-up cancelled out."""
+    rng = random.Random(7)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump([agent_text(rng, 4000) for _ in range(many)], f)
+        f.flush()
+        trees = [("baseline", baseline_src)] if baseline_src else []
+        counted: dict[str, int] = {}
+        for label, src in [*trees, ("this checkout", str(ROOT / "src"))]:
+            env = {**os.environ, "SCAN_BENCH_SRC": src or ""}
+            total = []
+            for n in (few, many):
+                cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+                cmd += [sys.executable, __file__, "--count", f.name, str(n)]
+                run = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                total.append(int(re.findall(r"Collected : (\d+)", run.stderr)[-1]))
+            counted[label] = (total[1] - total[0]) // (many - few)
+            print(f"{label} ({src}): {counted[label]:,} instructions per 4,000-token step")
+        if baseline_src:
+            ratio = counted["this checkout"] / counted["baseline"]
+            print(f"this checkout / baseline: {ratio:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
+    ap.add_argument("--callgrind", action="store_true", help="instructions per step (valgrind)")
+    ap.add_argument("--baseline-src", help="with --callgrind: another checkout's src/")
+    ap.add_argument("--count", nargs=2, metavar=("FILE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.count:
+        return classify_steps(args.count[0], int(args.count[1]))
+    if args.callgrind:
+        return callgrind(args.baseline_src)
     warm_up()
     chat_ep = ENDPOINTS["chat.completions"]
-    policy = build_policy(PolicySection(confidential={"locations": ["local"]}))  # type: ignore[arg-type]
+    policy = _policy()
     rng = random.Random(7)
 
     # Texts of 4,000 tokens each, made before timing.

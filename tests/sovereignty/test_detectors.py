@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import string
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokenomy.sovereignty.detectors import BY_NAME, DETECTORS, Text
 
@@ -134,3 +139,48 @@ def test_detectors_answer_yes_or_no_and_have_unique_names() -> None:
     assert len(BY_NAME) == len(DETECTORS)
     assert {d.kind for d in DETECTORS} == {"identifier", "secret"}
     assert BY_NAME["api_key"].kind == "secret" and BY_NAME["email"].kind == "identifier"
+
+
+# The meaning of a digit run, written the plain way: a regex over the text and checks of the
+# characters around it. ``Text.runs`` finds the same runs in the text's byte classes (fast).
+_PLAIN_RUN = re.compile(r"[0-9][0-9 ().\-]{5,}[0-9]")
+_ALNUM = string.ascii_letters + string.digits + "_"
+_PLAIN_GLUED_BEFORE = set(_ALNUM + "#/=._-@$€£¥&%")
+_PLAIN_GLUED_AFTER = set(_ALNUM + "@") - {"X", "x"}
+
+
+def plain_runs(text: str) -> list[tuple[int, str, bool]]:
+    runs = []
+    for m in _PLAIN_RUN.finditer(text):
+        written = m.group()
+        if sum(c in string.digits for c in written) < 7:
+            continue
+        s, e = m.span()
+        if s and text[s - 1] == "(":
+            s, written = s - 1, "(" + written
+        if s and text[s - 1] == "+":
+            s, written = s - 1, "+" + written
+        after = text[e] if e < len(text) else ""
+        if (s and text[s - 1] in _PLAIN_GLUED_BEFORE) or after in _PLAIN_GLUED_AFTER:
+            continue
+        runs.append((len(text[:s].encode("utf-8", "surrogatepass")), written, after in ("X", "x")))
+    return runs
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                *("0123456789" * 6),
+                *(" ().-" * 2),
+                *("+", "(+", *"aZXx_#/=@$&%\n,:", "€", "£", "¥", "电话", "é", "\ud800", "  "),
+                *("13812345678", "4111 1111 1111 1111", "v1.2.3"),
+            ]
+        ),
+        max_size=60,
+    ).map("".join)
+)
+@settings(max_examples=3000, deadline=None)
+def test_runs_are_the_plain_definitions_runs(text: str) -> None:
+    runs = [(r.start, r.written, r.after in ("X", "x")) for r in Text(text).runs]
+    assert runs == plain_runs(text)

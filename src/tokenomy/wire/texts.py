@@ -77,13 +77,17 @@ def walk(
 ) -> Iterator[Piece]:
     """Every string leaf of ``value``; non-text parts as :class:`Unscannable`."""
     if isinstance(value, str):
-        if len(value) >= _BLOB_MIN and _is_blob(value):
-            yield where, Unscannable("binary data")
-        elif value:
-            yield where, value
+        if value:
+            yield _leaf(value, where)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from walk(item, f"{where}[{i}]", opaque, skip)
+            # Strings are handled here, not a level down: a generator per leaf costs more
+            # than the leaf (an agent's context is thousands of them, walked every step).
+            if isinstance(item, str):
+                if item:
+                    yield _leaf(item, f"{where}[{i}]")
+            else:
+                yield from walk(item, f"{where}[{i}]", opaque, skip)
     elif isinstance(value, dict):
         kind = value.get("type")
         if isinstance(kind, str):
@@ -94,8 +98,19 @@ def walk(
                 yield where, Unscannable(described)
                 return
         for key, item in value.items():
-            if key not in skip:
+            if key in skip:
+                continue
+            if isinstance(item, str):
+                if item:
+                    yield _leaf(item, f"{where}.{key}" if where else key)
+            else:
                 yield from walk(item, f"{where}.{key}" if where else key, opaque, skip)
+
+
+def _leaf(text: str, where: str) -> Piece:
+    if len(text) >= _BLOB_MIN and _is_blob(text):
+        return where, Unscannable("binary data")
+    return where, text
 
 
 def _is_blob(s: str) -> bool:
@@ -104,7 +119,7 @@ def _is_blob(s: str) -> bool:
     if s.startswith("data:"):
         return ";base64," in s[:200]
     return (
-        " " not in s[:_BLOB_MIN]
+        s.find(" ", 0, _BLOB_MIN) < 0  # no copy of the head
         and not s.islower()
         and not s.isupper()
         and _BASE64.fullmatch(s) is not None
