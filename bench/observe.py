@@ -191,16 +191,34 @@ def cpu_per_request(
     return out
 
 
-def callgrind_rows(work: Path, up_port: int, rows: Any, n: int = 500) -> dict[str, int]:
-    """Label → instructions per request (all threads), each gateway under callgrind.
+def callgrind_rows(
+    work: Path, up_port: int, rows: Any, rounds: int = 1, n: int = 500
+) -> dict[str, int]:
+    """Label → instructions per request (all threads; the median of ``rounds`` runs, rows
+    alternating), each gateway under callgrind.
 
     Repeatable where the clock is not (see bench/RESULTS.md): 100 warm-up requests
-    uninstrumented, then ``n`` sequential keep-alive requests counted.
+    uninstrumented, then ``n`` sequential keep-alive requests counted. A configuration
+    still varies by ~±3% from run to run (thread timing, GC), hence the rounds.
     """
+    counted: dict[str, list[int]] = {}
+    for _ in range(rounds):
+        for name, per in _callgrind_round(work, up_port, rows, n).items():
+            counted.setdefault(name, []).append(per)
+    out = {name: int(statistics.median(runs)) for name, runs in counted.items()}
+    if rounds > 1:
+        for name, runs in counted.items():
+            print(f"{name:24} median {out[name]:,} of {', '.join(f'{r:,}' for r in runs)}")
+    return out
+
+
+def _callgrind_round(work: Path, up_port: int, rows: Any, n: int) -> dict[str, int]:
     out: dict[str, int] = {}
     client = str(HERE / "callgrind_client.py")
     for name, toml, extra, env in rows:
         stem = "cg_" + name.replace(" ", "_").replace("+", "").replace(",", "")
+        for old in work.glob(f"{stem}.*.out*"):  # an earlier round's dumps
+            old.unlink()
         proc, target = gateway(
             work,
             stem,
@@ -240,9 +258,14 @@ def callgrind_rows(work: Path, up_port: int, rows: Any, n: int = 500) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per cell")
+    parser.add_argument(
+        "--rounds", type=int, help="alternating rounds per cell (default 5; --callgrind: 1)"
+    )
     parser.add_argument(
         "--callgrind", action="store_true", help="instructions per request instead (valgrind)"
+    )
+    parser.add_argument(
+        "--only", action="append", help="only this row (repeatable; 'metrics on' is kept)"
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-observe-"))
@@ -262,6 +285,9 @@ def main() -> None:
         # (two during the 500 counted calls), as a busy gateway does.
         full = {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "250"}
         rows.append(("metrics + otel, full batches", otel, (), full))
+    args.rounds = args.rounds or (1 if args.callgrind else 5)
+    if args.only:
+        rows = [r for r in rows if r[0] in args.only or r[0] == "metrics on"]
     try:
         procs.append(
             subprocess.Popen(
@@ -276,7 +302,7 @@ def main() -> None:
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink_port}"
         targets = []
         if args.callgrind:
-            counted = callgrind_rows(work, up_port, rows)
+            counted = callgrind_rows(work, up_port, rows, args.rounds)
             base = counted["metrics on"]
             print("\n| target | instructions per request | vs metrics on |\n|---|---|---|")
             for label, per in counted.items():

@@ -97,3 +97,49 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    ("headers", "parent"),
+    [
+        ({"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}, (TRACE_ID, PARENT_ID, "")),
+        (  # upper case and spaces are read; tracestate travels with it (bounded)
+            {"traceparent": f" 00-{TRACE_ID.upper()}-{PARENT_ID}-00 ", "tracestate": "a=1"},
+            (TRACE_ID, PARENT_ID, "a=1"),
+        ),
+        ({"traceparent": f"00-{'0' * 32}-{PARENT_ID}-01"}, None),  # invalid: all-zero ids
+        ({"traceparent": f"00-{TRACE_ID}-{'0' * 16}-01"}, None),
+        # a later version may add fields; "ff" is invalid; version 00 has no more fields
+        ({"traceparent": f"01-{TRACE_ID}-{PARENT_ID}-01-xyz"}, (TRACE_ID, PARENT_ID, "")),
+        ({"traceparent": f"ff-{TRACE_ID}-{PARENT_ID}-01"}, None),
+        ({"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01-xyz"}, None),
+        ({"traceparent": f"00-{TRACE_ID}-{PARENT_ID}"}, None),  # truncated
+        ({"traceparent": "garbage"}, None),
+        ({}, None),
+    ],
+)
+def test_trace_context_is_continued_only_when_valid(
+    headers: dict[str, str], parent: tuple[str, str, str] | None
+) -> None:
+    from tokenomy.observe.otel import _parent
+
+    assert _parent(headers) == parent
+
+
+def test_tracing_alone_keeps_aiohttp_access_logging_off() -> None:
+    """Spans take the trace context from the call seam: aiohttp's per-request access
+    logging (the response hook) is switched on only for the access log."""
+    from tokenomy.config import parse_config
+    from tokenomy.observe import prepare
+
+    traced = prepare(parse_config({"otel": {"enabled": True}}))
+    try:
+        assert traced.otel is not None and traced.handler_args == {}
+    finally:
+        traced.otel.close()
+    logged = prepare(parse_config({"otel": {"enabled": True}}), access_log="-")
+    try:
+        assert logged.handler_args["access_log_class"] is not None
+    finally:
+        assert logged.otel is not None
+        logged.otel.close()

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +107,8 @@ class Call:
     upstream_s: float = 0.0
     upstream_since: float = 0.0
     response_id: str = ""  # the upstream's response id (Responses stickiness)
+    # The client's request headers, for the observers (OpenTelemetry reads ``traceparent``).
+    client_headers: Mapping[str, str] | None = None
 
 
 def _request_id(now_ms: int) -> str:
@@ -172,6 +174,7 @@ class Gateway:
             ),
             time.perf_counter(),
             endpoint,
+            client_headers=request.headers,
         )
         headers = {REQUEST_ID_HEADER: rid}
         try:
@@ -894,7 +897,7 @@ class Gateway:
             waited = call.upstream_s
             if call.upstream_since:
                 waited += now - call.upstream_since
-            self.observers.on_event(ev, waited)
+            self.observers.on_event(ev, waited, call.client_headers)
 
 
 def _cut_short(relay: Relay, *, before_content: bool = False) -> UpstreamError:

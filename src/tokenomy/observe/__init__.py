@@ -4,14 +4,16 @@ live numbers behind ``tokenomy top`` (docs/observability.md).
 Two hooks, both cheap and both off when nothing needs them:
 
 * **The call seam.** ``Gateway._record`` — which every call passes exactly once, whatever
-  its exit path — hands the call's usage event and its upstream wait to
-  ``Observers.on_event``, which works out the gateway's own time for it (``timing``) and
-  passes both to each observer that is on.
-* **The response hook.** What an observer needs of the HTTP exchange itself (the path and
-  status of *every* request, unknown paths and failed authentication included; the
-  client's ``traceparent``) comes from aiohttp's access-logger interface, called once
-  per request when its response is done: no middleware, which would cost on every
-  request. A call's event is matched to its response by the request id header.
+  its exit path — hands the call's usage event, its upstream wait and the client's request
+  headers to ``Observers.on_event``, which works out the gateway's own time for it
+  (``timing``) and passes it on to each observer that is on; the tracer gets the headers
+  (for the client's ``traceparent``).
+* **The response hook.** What the access log needs of the HTTP exchange itself (the path
+  and status of *every* request, unknown paths and failed authentication included) comes
+  from aiohttp's access-logger interface, called once per request when its response is
+  done: no middleware, which would cost on every request. A call's event is matched to its
+  response by the request id header. Without ``--access-log`` aiohttp's access logging
+  stays off: it costs on every request.
 
 Wiring, in two phases because aiohttp takes the response hook as a server argument:
 ``prepare(settings, access_log=...)`` before the app exists (its ``handler_args`` go into
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -64,26 +66,40 @@ class ResponseObserver(Protocol):
     ) -> None: ...
 
 
+class Tracer(Protocol):
+    def on_call(self, ev: UsageEvent, headers: Mapping[str, str] | None) -> None: ...
+
+
 class Observers:
     """The observers that are on, called once per recorded call."""
 
-    def __init__(self, observers: Sequence[Observer] = (), *, timed: bool = True) -> None:
+    def __init__(
+        self,
+        observers: Sequence[Observer] = (),
+        *,
+        timed: bool = True,
+        tracer: Tracer | None = None,
+    ) -> None:
         self.observers = tuple(observers)
         # ``timed``: some observer reads the gateway's own time (else the overhead passed
         # on is 0).
         self.timed = timed and bool(self.observers)
+        self.tracer = tracer
 
     def __bool__(self) -> bool:
-        return bool(self.observers)
+        return bool(self.observers) or self.tracer is not None
 
-    def on_event(self, ev: UsageEvent, upstream_s: float) -> None:
+    def on_event(
+        self, ev: UsageEvent, upstream_s: float, headers: Mapping[str, str] | None = None
+    ) -> None:
         """The seam: ``ev`` has just been recorded (its status and latency are final); the
-        call waited ``upstream_s`` seconds on upstreams."""
-        if not self.observers:
-            return
-        own = overhead_s(ev, upstream_s) if self.timed else 0.0
-        for observer in self.observers:
-            observer.on_event(ev, own)
+        call waited ``upstream_s`` seconds on upstreams; ``headers`` are the client's."""
+        if self.observers:
+            own = overhead_s(ev, upstream_s) if self.timed else 0.0
+            for observer in self.observers:
+                observer.on_event(ev, own)
+        if self.tracer is not None:
+            self.tracer.on_call(ev, headers)
 
 
 class _Matcher:
@@ -139,8 +155,7 @@ class Setup:
             from tokenomy.observe.access_log import AccessLog
 
             self.access_log = AccessLog(access_log)
-        finishers: list[ResponseObserver] = [x for x in (self.access_log, self.otel) if x]
-        self.matcher = _Matcher(finishers) if finishers else None
+        self.matcher = _Matcher([self.access_log]) if self.access_log is not None else None
         # aiohttp server arguments: the response hook, when something needs it.
         self.handler_args: dict[str, Any] = {}
         if self.matcher is not None:
@@ -190,7 +205,8 @@ class Setup:
             app.cleanup_ctx.append(tracing)
         if log is not None:
             app.cleanup_ctx.append(log.running)
-        return Observers(chosen, timed=len(chosen) > 1)  # the live stats need no timing
+        # The live stats need no timing.
+        return Observers(chosen, timed=len(chosen) > 1, tracer=otel)
 
 
 def prepare(settings: Settings, *, access_log: str | None = None) -> Setup:
