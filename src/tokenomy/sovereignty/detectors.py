@@ -71,8 +71,9 @@ _CLASS_OF = bytearray(b"b" * 256)  # "b": a boundary, anything else
 for _name, _members in _CLASSES.items():
     for _byte in _members:
         _CLASS_OF[_byte] = ord(_name)
-CLASS_TABLE = bytes(_CLASS_OF)
+_CLASS_TABLE = bytes(_CLASS_OF)
 _GLUED_BEFORE = frozenset(b"0AXxg.p")
+_DIGIT, _SEPARATOR, _RUN_INSIDE = ord("0"), ord("s"), b"s."
 _GLUED_MULTIBYTE = (b"\xe2\x82\xac", b"\xc2\xa3", b"\xc2\xa5")  # € £ ¥ in UTF-8
 # The atomic group keeps a run rejected by the lookahead from being retried shorter.
 _RUN_AFTER = re.compile(rb"b0(?>[0s.]{5,}0)(?![Ag])")
@@ -103,7 +104,7 @@ class Text:
     def classes(self) -> bytes:
         """``data`` with each byte replaced by its class, after a "b" for the text's start."""
         if self._classes is None:
-            self._classes = (b"\n" + self.data).translate(CLASS_TABLE)
+            self._classes = (b"\n" + self.data).translate(_CLASS_TABLE)
         return self._classes
 
     @property
@@ -126,17 +127,17 @@ class Text:
             if classes.count(b"0", s + 1, e + 1) < 7:
                 continue
             first = s
-            if classes[s] == 0x73:  # "s": the tail of a run rejected as a whole ("#5 1234567")
+            if classes[s] == _SEPARATOR:  # the tail of a run rejected whole ("#5 1234567")?
                 j = s
-                while classes[j] in b"s.":
+                while classes[j] in _RUN_INSIDE:
                     j -= 1
-                if classes[j] == 0x30:
+                if classes[j] == _DIGIT:
                     continue
             # A phone number's "+" and "(" come before the first digit; then what is before
             # them decides.
-            if s and data[s - 1] == 0x28:  # "("
+            if s and data[s - 1] == ord("("):
                 s -= 1
-            if s and data[s - 1] == 0x2B:  # "+"
+            if s and data[s - 1] == ord("+"):
                 s -= 1
             if s and (
                 (s < first and classes[s] in _GLUED_BEFORE)
