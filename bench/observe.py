@@ -36,7 +36,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import Target, unused_port, wait_http, wait_port, wrk  # noqa: E402
+from run import Target, wait_http, wait_port, wrk  # noqa: E402
+from tests.ports import unused_port  # noqa: E402
 
 CLI = (sys.executable, "-m", "tokenomy.cli")
 SINK = """
@@ -273,7 +274,8 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     root = HERE.parent
     otel = "[otel]\nenabled = true\n"
-    rows = [
+    # label, config lines, serve arguments, environment
+    rows: list[tuple[str, str, tuple[str, ...], dict[str, str]]] = [
         ("metrics off", "[metrics]\nenabled = false\n", (), {}),
         ("metrics on", "", (), {}),
         ("metrics + access log", "", ("--access-log", str(work / "access.jsonl")), {}),
