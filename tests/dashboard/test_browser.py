@@ -145,9 +145,10 @@ async def test_sign_in_overview_totals_charts_and_no_console_errors(
     # Interactive group-by: one new request, the groups table follows.
     async with page.expect_response(lambda r: "by=model" in r.url):
         await page.select_option("#by", "model")
-    await page.wait_for_function(
-        "document.getElementById('groups-title').textContent === 'By model'"
-    )
+    # A locator expectation, not wait_for_function("..."): Playwright turns an expression
+    # string into a function with eval, which the dashboard's CSP (no unsafe-eval) refuses
+    # whenever the first check is too early.
+    await playwright_api.expect(page.locator("#groups-title")).to_have_text("By model")
     names = await page.locator("#groups tbody tr td:first-child").all_text_contents()
     assert set(names) <= {"gpt-4o", "gpt-4o-mini", "claude-sonnet", "local-llama"}
     path = await browser.shot("overview")
