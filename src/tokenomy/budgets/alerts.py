@@ -44,6 +44,11 @@ class AlertSink:
             show_amount(budget.unit, spent),
             show_amount(budget.unit, budget.limit),
         )
+        await self.deliver(payload)
+
+    async def deliver(self, payload: dict[str, object]) -> None:
+        """Keep ``payload`` in ``sent`` and POST it to the webhook, if there is one (a
+        failure is logged: an alert never fails the call that raised it)."""
         self.sent.append(payload)
         if not self.webhook_url:
             return

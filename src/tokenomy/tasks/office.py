@@ -18,8 +18,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-import aiohttp
-
 from tokenomy.budgets.alerts import AlertSink
 from tokenomy.config import Deployment, Settings
 from tokenomy.events import Usage, UsageEvent
@@ -232,18 +230,7 @@ async def alert(sink: AlertSink, f: Finding) -> None:
         "tokens": f.tokens,
         "cost_usd": str(nanos_to_usd(f.cost_nanos)),
     }
-    sink.sent.append(payload)
-    if not sink.webhook_url:
-        return
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=sink.timeout) as session,
-            session.post(sink.webhook_url, json=payload) as resp,
-        ):
-            if resp.status >= 400:
-                log.error("alert webhook %s answered HTTP %d", sink.webhook_url, resp.status)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.error("alert webhook %s failed: %s", sink.webhook_url, exc)
+    await sink.deliver(payload)
 
 
 __all__ = ["CallLike", "TaskOffice", "alert"]
